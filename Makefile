@@ -1,0 +1,62 @@
+# rotator — every command a developer or CI needs. `make test` is what CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_FLAGS ?=
+
+.PHONY: help venv unit lint fmt e2e test demo bench controlplane testbed testbed-down clean
+
+help:
+	@echo "make demo          run one rotation end to end on an embedded local stack"
+	@echo "make test          everything CI runs: lint, unit, e2e"
+	@echo "make unit | lint | e2e | bench"
+	@echo "make testbed       start the control plane + emulators in the background (.testbed/env)"
+	@echo "make testbed-down  stop them"
+
+# The virtualenv is rebuilt whenever the dependency set changes.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+venv: $(STAMP)
+
+unit: $(STAMP)
+	$(BIN)/pytest tests $(PYTEST_FLAGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests e2e bench
+	$(BIN)/ruff format --check operator tests e2e bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(STAMP)
+	$(BIN)/ruff format operator tests e2e bench
+	$(BIN)/ruff check --fix operator tests e2e bench
+
+# The Go-built kube-apiserver and etcd, cached by version outside the clone.
+controlplane:
+	e2e/controlplane/build.sh
+
+e2e: $(STAMP) controlplane
+	$(BIN)/pytest e2e -p no:cacheprovider $(PYTEST_FLAGS)
+
+test: lint unit e2e
+
+demo: $(STAMP)
+	$(BIN)/rotator demo
+
+bench: $(STAMP) controlplane
+	$(BIN)/python -m bench
+
+testbed: $(STAMP) controlplane
+	$(BIN)/python -m e2e.testbed up
+
+testbed-down: $(STAMP)
+	$(BIN)/python -m e2e.testbed down
+
+clean:
+	rm -rf $(VENV) .testbed .mypy_cache .ruff_cache .pytest_cache

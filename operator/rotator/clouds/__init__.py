@@ -1,0 +1,1 @@
+"""Thin, typed adapters over the cloud SDKs (Graph, Key Vault, Databricks, identity)."""

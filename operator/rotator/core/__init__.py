@@ -1,0 +1,1 @@
+"""The pure core: decisions as data, no I/O, the clock passed in."""

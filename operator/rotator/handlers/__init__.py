@@ -1,0 +1,1 @@
+"""kopf handlers: gather, decide (core), act (clouds)."""
