@@ -31,6 +31,7 @@ ORPHAN_REMOVED: Final = "OrphanRemoved"  # a rotator- credential no record accou
 # --- Failures -----------------------------------------------------------------------------
 NOT_AUTHORIZED: Final = "NotAuthorized"  # no RotationPolicy grants it, or Graph/KV/DBX said 403
 INVALID_SPEC: Final = "InvalidSpec"  # the spec fails validation; the message names the field
+INVALID_STATUS: Final = "InvalidStatus"  # status was edited into a shape the operator cannot read
 VERIFICATION_FAILED: Final = "VerificationFailed"  # the new secret did not authenticate
 GRAPH_ERROR: Final = "GraphError"  # Microsoft Graph failed (after retries) or refused
 KEY_VAULT_ERROR: Final = "KeyVaultError"  # Azure Key Vault failed (after retries) or refused
@@ -67,6 +68,7 @@ ALL: Final[frozenset[str]] = frozenset(
         ORPHAN_REMOVED,
         NOT_AUTHORIZED,
         INVALID_SPEC,
+        INVALID_STATUS,
         VERIFICATION_FAILED,
         GRAPH_ERROR,
         KEY_VAULT_ERROR,
