@@ -1,0 +1,98 @@
+"""When to rotate and when to look again: the rotation schedule and requeue delays.
+
+``nextRotationTime = expiresAt - renewBefore + jitter``. The jitter is a deterministic function
+of the object's identity (its uid, or ``namespace/name``), so thousands of secrets created by
+one ``kubectl apply`` do not all rotate in the same minute, and a restarted operator computes
+the same time again. The jitter window is ``min(10% of renewBefore, 1h)``: it only ever delays
+rotation a little, and the result is never later than ``expiresAt - SAFETY_MARGIN`` (nor
+earlier than ``expiresAt - renewBefore``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Final
+
+#: Upper bound of the jitter window.
+MAX_JITTER: Final = dt.timedelta(hours=1)
+#: Fraction of renewBefore the jitter may use.
+JITTER_FRACTION: Final = 0.1
+#: A rotation is always scheduled at least this long before the secret expires.
+SAFETY_MARGIN: Final = dt.timedelta(minutes=5)
+#: The longest a handler sleeps before re-checking an idle resource (a pure check, no I/O).
+MAX_REQUEUE: Final = dt.timedelta(hours=6)
+#: Failure backoff: first delay and cap.
+BACKOFF_BASE: Final = dt.timedelta(seconds=5)
+BACKOFF_CAP: Final = dt.timedelta(minutes=10)
+
+
+def _fraction(key: str) -> float:
+    """A stable number in [0, 1) from ``key`` (not ``hash()``: that is salted per process)."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def jitter_window(renew_before: dt.timedelta) -> dt.timedelta:
+    """How far past ``expiresAt - renewBefore`` a rotation may be spread, whole seconds."""
+    window = min(renew_before * JITTER_FRACTION, MAX_JITTER)
+    return dt.timedelta(seconds=int(window.total_seconds()))
+
+
+def jitter(key: str, renew_before: dt.timedelta) -> dt.timedelta:
+    """The deterministic offset of the object ``key`` within :func:`jitter_window`."""
+    seconds = int(jitter_window(renew_before).total_seconds())
+    return dt.timedelta(seconds=int(_fraction(key) * (seconds + 1)))
+
+
+def identity_key(uid: str, namespace: str | None, name: str) -> str:
+    """What the jitter hashes: the uid when known, else ``namespace/name``."""
+    return uid or f"{namespace or ''}/{name}"
+
+
+def next_rotation_time(
+    expires_at: dt.datetime, renew_before: dt.timedelta, key: str
+) -> dt.datetime:
+    """When to start rotating a secret that expires at ``expires_at``.
+
+    Always within ``[expiresAt - renewBefore, expiresAt)``, and at most
+    ``expiresAt - SAFETY_MARGIN`` whenever renewBefore allows it.
+    """
+    earliest = expires_at - renew_before
+    latest = expires_at - min(SAFETY_MARGIN, renew_before)
+    return max(earliest, min(earliest + jitter(key, renew_before), latest))
+
+
+def requeue_after(
+    now: dt.datetime, when: dt.datetime | None, cap: dt.timedelta = MAX_REQUEUE
+) -> float:
+    """Seconds to wait before looking again for something due at ``when`` (0 when due).
+
+    Capped at ``cap`` so a changed clock or a missed event is noticed within that bound;
+    the look itself decides from status, it does not call any cloud API.
+    """
+    if when is None:
+        return cap.total_seconds()
+    remaining = (when - now).total_seconds()
+    return max(0.0, min(remaining, cap.total_seconds()))
+
+
+def backoff_delay(
+    failures: int,
+    retry_after: float | None = None,
+    key: str = "",
+    base: dt.timedelta = BACKOFF_BASE,
+    cap: dt.timedelta = BACKOFF_CAP,
+) -> float:
+    """Seconds before retry number ``failures`` (1-based): exponential, capped, jittered.
+
+    Up to 20% deterministic jitter (from ``key`` and ``failures``) spreads retries of many
+    objects; a service's ``Retry-After`` is a floor, never shortened.
+    """
+    exponent = max(0, min(failures - 1, 32))
+    delay: float = min(base.total_seconds() * float(2**exponent), cap.total_seconds())
+    delay *= 1.0 + 0.2 * _fraction(f"{key}#{failures}")
+    delay = min(delay, cap.total_seconds())
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
