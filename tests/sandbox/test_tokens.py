@@ -72,3 +72,10 @@ def test_resource_of_scope_and_bearer_parsing() -> None:
     assert tokens.bearer_of("Basic abc") is None
     assert tokens.bearer_of(None) is None
     assert tokens.bearer_of("Bearer ") is None
+
+
+def test_a_clock_ahead_of_the_wall_clock_still_verifies() -> None:
+    # Emulator tests run a fake clock in the future; PyJWT must not compare iat with time.time().
+    authority = tokens.TokenAuthority(clock=FakeClock(4_000_000_000.0))
+    token = authority.issue(tenant_id="t", client_id="c", audience=tokens.GRAPH)
+    assert authority.verify(token, tokens.GRAPH) is not None
