@@ -39,13 +39,16 @@ RotationJournal = models.RotationJournal
 #: Every credential the operator mints has a displayName starting with this.
 DISPLAY_NAME_PREFIX: Final = "rotator-"
 #: Kept short: Graph shows it in the portal and some tenants cap displayName lengths.
-MAX_DISPLAY_NAME: Final = 64
+MAX_DISPLAY_NAME: Final = 80
+#: Rotation ids are 4 to 16 lowercase letters or digits (the caller draws them at random).
+MAX_ROTATION_ID: Final = 16
 #: Key Vault secret names are at most 127 characters.
 MAX_SECRET_NAME: Final = 127
 #: Replans of one rotation before giving up (each replan mints a fresh credential).
 MAX_ATTEMPTS: Final = 5
 
-_ROTATION_ID = re.compile(r"^[a-z0-9]{4,32}$")
+_ROTATION_ID = re.compile(r"^[a-z0-9]{4,16}$")
+_NAME_ROOM: Final = MAX_DISPLAY_NAME - len(DISPLAY_NAME_PREFIX) - 1 - MAX_ROTATION_ID
 _ORDER: Final = tuple(Step)
 
 
@@ -56,13 +59,32 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def display_name_part(name: str) -> str:
+    """The object-name part of the displayName: ``name``, or its head plus a hash if long.
+
+    Independent of the rotation id's length, so ownership of a credential can be checked by
+    recomputing it (:func:`rotator.core.retirement.minted_by`).
+    """
+    if len(name) <= _NAME_ROOM:
+        return name
+    return f"{name[: _NAME_ROOM - 9]}-{_short_hash(name)}"
+
+
 def display_name(name: str, rotation_id: str) -> str:
-    """``rotator-<name>-<id>``, the name shortened (with a hash) to fit MAX_DISPLAY_NAME."""
-    tail = f"-{rotation_id}"
-    room = MAX_DISPLAY_NAME - len(DISPLAY_NAME_PREFIX) - len(tail)
-    if len(name) > room:
-        name = f"{name[: room - 9]}-{_short_hash(name)}"
-    return f"{DISPLAY_NAME_PREFIX}{name}{tail}"
+    """``rotator-<name>-<id>``: unique per attempt, so a crashed addPassword is findable."""
+    if not _ROTATION_ID.match(rotation_id):
+        raise ValueError("a rotation id is 4 to 16 lowercase letters or digits")
+    return f"{DISPLAY_NAME_PREFIX}{display_name_part(name)}-{rotation_id}"
+
+
+def parse_display_name(value: str | None) -> tuple[str, str] | None:
+    """``(name part, rotation id)`` of a displayName :func:`display_name` made, else None."""
+    if value is None or not value.startswith(DISPLAY_NAME_PREFIX):
+        return None
+    head, sep, rotation_id = value[len(DISPLAY_NAME_PREFIX) :].rpartition("-")
+    if not sep or not head or not _ROTATION_ID.match(rotation_id):
+        return None
+    return head, rotation_id
 
 
 def staging_secret_name(secret_name: str) -> str:
@@ -245,8 +267,6 @@ def plan(
     attempts: int = 1,
 ) -> RotationJournal:
     """A new journal at ``Plan/Done``: id, displayName, ``expiresAt = now + validity``."""
-    if not _ROTATION_ID.match(rotation_id):
-        raise ValueError("a rotation id is 4 to 32 lowercase letters or digits")
     now = now.replace(microsecond=0)
     return RotationJournal(
         id=rotation_id,
