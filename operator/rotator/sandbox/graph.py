@@ -242,7 +242,8 @@ class Directory:
             display_name=display_name,
             start=start,
             end=end or start + DEFAULT_PASSWORD_LIFETIME,
-            created=self.clock() - (self.propagation_delay if propagated else 0.0),
+            # Seeded secrets count as replicated long ago, whatever the delay becomes later.
+            created=float("-inf") if propagated else self.clock(),
             secret_text=secret_text or new_secret_text(),
         )
         obj.password_credentials.append(credential)
