@@ -379,8 +379,11 @@ def _discard(
             return Gather(key_vault_latest=True)
         if _ours(latest, journal):
             return _record_stored(journal, latest)
+    ids = observed.graph_key_ids
     if journal.key_id is not None:
-        remove: tuple[str, ...] = (journal.key_id,)
+        # Graph may already have lost it (someone removed it): then there is nothing to remove.
+        gone = ids is not None and journal.key_id not in ids
+        remove: tuple[str, ...] = () if gone else (journal.key_id,)
     elif journal.step is Step.MINT:
         # addPassword may have run: find what it made by our displayName, unique per attempt.
         creds = observed.graph_credentials
