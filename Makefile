@@ -41,8 +41,10 @@ fmt: $(STAMP)
 controlplane:
 	e2e/controlplane/build.sh
 
-e2e: $(STAMP) controlplane
-	$(BIN)/pytest e2e -p no:cacheprovider $(PYTEST_FLAGS)
+# build.sh builds once and names the binaries' folder; e2e and testbed pass that name on.
+e2e: $(STAMP)
+	dir="$$(e2e/controlplane/build.sh)" && \
+	  ROTATOR_CONTROLPLANE_DIR="$$dir" $(BIN)/pytest e2e -p no:cacheprovider $(PYTEST_FLAGS)
 
 test: lint unit e2e
 
@@ -52,8 +54,9 @@ demo: $(STAMP)
 bench: $(STAMP) controlplane
 	$(BIN)/python -m bench
 
-testbed: $(STAMP) controlplane
-	$(BIN)/python -m e2e.testbed up
+testbed: $(STAMP)
+	dir="$$(e2e/controlplane/build.sh)" && \
+	  ROTATOR_CONTROLPLANE_DIR="$$dir" $(BIN)/python -m e2e.testbed up
 
 testbed-down: $(STAMP)
 	$(BIN)/python -m e2e.testbed down
