@@ -30,6 +30,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LOG_KEY: web.AppKey[list[dict[str, Any]]] = web.AppKey("sandbox_log", list)
 FAULTS_KEY: web.AppKey[faults.FaultPlan] = web.AppKey("sandbox_faults", faults.FaultPlan)
 STATE_KEY: web.AppKey[Callable[[], Any]] = web.AppKey("sandbox_state")
+# How an injected fault's body looks: each service has its own error shape (Databricks uses
+# {"error_code", "message"}); the default is the Azure shape {"error": {"code", "message"}}.
+FaultBody = Callable[[int, str, str], dict[str, Any]]
+FAULT_BODY_KEY: web.AppKey[FaultBody] = web.AppKey("sandbox_fault_body")
+
+
+def azure_fault_body(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
 
 
 def operation_of(request: web.Request) -> str:
@@ -38,12 +46,12 @@ def operation_of(request: web.Request) -> str:
     return str(name) if name else f"{request.method} {request.path}"
 
 
-def fault_response(rule: faults.FaultRule) -> web.Response:
+def fault_response(rule: faults.FaultRule, render: FaultBody = azure_fault_body) -> web.Response:
     headers = {}
     if rule.retry_after is not None:
         headers["Retry-After"] = str(int(rule.retry_after))
     code = rule.code or ("TooManyRequests" if rule.status == 429 else "ServiceUnavailable")
-    body = {"error": {"code": code, "message": f"injected fault: {code}"}}
+    body = render(rule.status, code, f"injected fault: {code}")
     return web.json_response(body, status=rule.status, headers=headers)
 
 
@@ -68,11 +76,13 @@ async def sandbox_middleware(request: web.Request, handler: Handler) -> web.Stre
             await asyncio.sleep(rule.seconds)
         elif rule.kind == "status":
             entry["status"] = rule.status
-            return fault_response(rule)
+            return fault_response(rule, request.app[FAULT_BODY_KEY])
         elif rule.kind == "timeout":
             await asyncio.sleep(rule.seconds or 300.0)
             entry["status"] = 504
-            return fault_response(dataclasses.replace(rule, status=504))
+            return fault_response(
+                dataclasses.replace(rule, status=504), request.app[FAULT_BODY_KEY]
+            )
         elif rule.kind == "drop":
             if request.transport is not None:
                 request.transport.close()
@@ -82,7 +92,7 @@ async def sandbox_middleware(request: web.Request, handler: Handler) -> web.Stre
     if rule is not None and rule.kind == "after":
         entry["status"] = rule.status
         entry["servedStatus"] = response.status
-        return fault_response(rule)
+        return fault_response(rule, request.app[FAULT_BODY_KEY])
     entry["status"] = response.status
     return response
 
@@ -114,9 +124,12 @@ async def _get_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE_KEY](), dumps=lambda o: json.dumps(o, default=str))
 
 
-def make_app(state: Callable[[], Any], *, seed: int = 0) -> web.Application:
+def make_app(
+    state: Callable[[], Any], *, seed: int = 0, fault_body: FaultBody = azure_fault_body
+) -> web.Application:
     """An aiohttp app with the sandbox middleware and control routes; add the service's routes."""
     app = web.Application(middlewares=[sandbox_middleware], client_max_size=1024**2)
+    app[FAULT_BODY_KEY] = fault_body
     app[LOG_KEY] = []
     app[FAULTS_KEY] = faults.FaultPlan(seed=seed)
     app[STATE_KEY] = state
