@@ -254,10 +254,13 @@ def test_binding_requests() -> None:
 
 
 def test_secret_request_carries_every_dimension() -> None:
-    assert policies.Request(
-        tenant=f.TENANT,
-        application=f.CLIENT_ID,
-        key_vault=f.VAULT,
-        workspace=None,
-        validity=dt.timedelta(days=90),
-    ) == SPS
+    assert (
+        policies.Request(
+            tenant=f.TENANT,
+            application=f.CLIENT_ID,
+            key_vault=f.VAULT,
+            workspace=None,
+            validity=dt.timedelta(days=90),
+        )
+        == SPS
+    )
