@@ -11,6 +11,7 @@ import ssl
 import sys
 
 import aiohttp
+import pytest
 
 from rotator.sandbox import faults, stack
 
@@ -151,3 +152,35 @@ async def test_cli_writes_env_file_when_listening_and_stops_on_sigterm(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_key_vault_sdk_authenticates_through_the_stacks_entra(
+    tmp_path: pathlib.Path,
+) -> None:
+    secrets_aio = pytest.importorskip("azure.keyvault.secrets.aio")
+    identity_aio = pytest.importorskip("azure.identity.aio")
+    async with stack.Stack.start(tmp_path, vaults=1) as st:
+        if not st.keyvault_urls:
+            pytest.skip("rotator.sandbox.keyvault is not there yet")
+        bundle = str(st.ca.bundle_path)
+        credential = identity_aio.ClientSecretCredential(
+            st.operator.tenant_id,
+            st.operator.client_id,
+            st.operator.secret_text,
+            authority=st.entra_url,
+            disable_instance_discovery=True,
+            connection_verify=bundle,
+        )
+        async with (
+            credential,
+            secrets_aio.SecretClient(
+                st.keyvault_urls[0],
+                credential,
+                verify_challenge_resource=False,
+                connection_verify=bundle,
+            ) as client,
+        ):
+            await client.set_secret("probe", "value-1")
+            assert (await client.get_secret("probe")).value == "value-1"
+        assert st.count("entra.token") == 1
+        assert st.count("keyvault.setSecret") >= 1

@@ -137,7 +137,8 @@ class Stack:
         keyvault = _optional("keyvault")
         if keyvault is not None:
             for index in range(vaults):
-                state = keyvault.KeyVaultState()
+                # The vault's 401 challenge names our Entra, as a real vault names its tenant's.
+                state = keyvault.KeyVaultState(tenant_id=DEMO_TENANT_ID, authority=services[0].url)
                 app = keyvault.make_app(state, verify_token=verify, seed=seed + index)
                 await launch("keyvault", app, state)
         databricks = _optional("databricks")
