@@ -41,7 +41,7 @@ class CloudSettings:
     client_secret: errors.SecretText | None = dataclasses.field(default=None, repr=False)
     http_timeout_seconds: float = 30.0
     databricks_http_timeout_seconds: float = 30.0
-    databricks_retry_timeout_seconds: int = 30
+    databricks_retry_timeout_seconds: int = 20
 
     @property
     def authority(self) -> str:

@@ -1,0 +1,336 @@
+"""Databricks: secret scopes, secrets, and the jobs that reference them, in one workspace.
+
+A thin async adapter over the *synchronous* databricks-sdk: every SDK call runs in a worker
+thread (``asyncio.to_thread``) so the event loop never stalls, and the client is built with
+small retry and HTTP timeouts — the SDK's default retry budget is 300 s, so an unreachable
+workspace would otherwise hold a handler for five minutes.
+
+Job settings travel as plain JSON dicts, read and written through the SDK's raw API client:
+``jobs.update`` replaces each matching ``job_clusters``/``tasks`` entry whole, and a round
+trip through the SDK's dataclasses would silently drop any field this SDK version does not
+know. :mod:`rotator.core.jobrefs` computes what to send.
+
+Only :mod:`rotator.core.errors` leave this module; secret values travel as ``SecretText``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any, Final, Literal, TypeVar
+
+import requests
+from azure.core.exceptions import AzureError
+from databricks.sdk import WorkspaceClient
+from databricks.sdk import errors as dbx_errors
+from databricks.sdk.config import Config
+from databricks.sdk.credentials_provider import CredentialsStrategy
+from databricks.sdk.errors.base import DatabricksError
+from databricks.sdk.service.workspace import ScopeBackendType
+
+from rotator.clouds import settings as cloud_settings
+from rotator.core import errors, reasons
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Backend = Literal["DATABRICKS", "AZURE_KEYVAULT"]
+
+# Arrays of a job's settings that jobs/get pages through (API 2.2) and that we merge back.
+_PAGED_ARRAYS: Final = ("tasks", "job_clusters", "parameters", "environments")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScopeInfo:
+    """A secret scope: its backend and, when Key-Vault-backed, which vault it reads."""
+
+    name: str
+    backend: Backend
+    keyvault_dns: str | None = None
+    keyvault_resource_id: str | None = None
+
+
+class _Config(Config):
+    """``Config`` without the ``/.well-known/databricks-config`` probe.
+
+    The probe only discovers account/OIDC details that neither a PAT nor our Entra strategy
+    uses; it builds its own HTTP client that trusts neither our CA bundle nor our timeouts, so
+    against a refusing host or the sandbox it burns a whole retry budget before the first
+    real call. (If a future SDK renames the hook, the probe simply runs again: still correct.)
+    """
+
+    # Config discovers its settings from the class's own __dict__: hand it the parent's list,
+    # or a subclass would know no settings at all.
+    _attributes = Config.attributes()
+
+    def _resolve_host_metadata(self) -> None:
+        return None
+
+
+def map_databricks_error(exc: BaseException, *, action: str, host: str) -> errors.RotatorError:
+    """Our error for a failed Databricks call; ``action`` names what we tried ("update job 7").
+
+    Pure: unit-tested with the SDK's own exception types.
+    """
+    if isinstance(exc, errors.RotatorError):
+        return exc
+    where = f"in workspace {host}"
+    if isinstance(exc, TimeoutError):
+        # The SDK's retry loop gave up; the cause says on what.
+        cause = exc.__cause__
+        retry_after = getattr(cause, "retry_after_secs", None)
+        if isinstance(cause, dbx_errors.TooManyRequests) or retry_after is not None:
+            return errors.Throttled(
+                f"Databricks kept throttling the request to {action} {where}",
+                float(retry_after) if retry_after is not None else None,
+            )
+        what = type(cause).__name__ if cause is not None else "timeout"
+        return errors.TransientError(f"could not {action} {where}: gave up retrying ({what})")
+    if isinstance(exc, DatabricksError):
+        said = f"Databricks {exc.error_code or type(exc).__name__}: {_short(str(exc))}"
+        retry_after = exc.retry_after_secs
+        if isinstance(exc, (dbx_errors.PermissionDenied, dbx_errors.Unauthenticated)):
+            return errors.NotAuthorized(
+                f"the operator may not {action} {where}: grant its identity access ({said})"
+            )
+        if isinstance(exc, dbx_errors.NotFound):
+            return errors.NotFound(f"could not {action} {where}: not found ({said})")
+        if isinstance(exc, dbx_errors.TooManyRequests):
+            return errors.Throttled(
+                f"Databricks throttled the request to {action} {where} ({said})",
+                float(retry_after) if retry_after is not None else None,
+            )
+        if isinstance(
+            exc,
+            (
+                dbx_errors.TemporarilyUnavailable,
+                dbx_errors.InternalError,
+                dbx_errors.DeadlineExceeded,
+                dbx_errors.Aborted,
+            ),
+        ):
+            return errors.TransientError(
+                f"Databricks failed to {action} {where} ({said})",
+                float(retry_after) if retry_after is not None else None,
+            )
+        if isinstance(exc, (dbx_errors.BadRequest, dbx_errors.ResourceConflict)):
+            return errors.PermanentError(
+                f"Databricks refused to {action} {where} ({said})", reasons.DATABRICKS_ERROR
+            )
+        return errors.TransientError(f"Databricks failed to {action} {where} ({said})")
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return errors.TransientError(f"could not reach {host} to {action} ({type(exc).__name__})")
+    if isinstance(exc, AzureError):
+        return errors.TransientError(
+            f"could not get an Entra token for Azure Databricks to {action} {where} "
+            f"({type(exc).__name__})"
+        )
+    if isinstance(exc, ValueError):
+        # Config validation (bad host, conflicting auth settings in the environment).
+        return errors.PermanentError(
+            f"cannot {action} {where}: {_short(str(exc))}", reasons.DATABRICKS_ERROR
+        )
+    return errors.TransientError(f"could not {action} {where} ({type(exc).__name__})")
+
+
+def _short(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 300 else line[:299] + "…"
+
+
+class DatabricksAdapter:
+    """One Databricks workspace, authenticated as the operator (Entra) or with a PAT.
+
+    Give exactly one of ``credentials`` (e.g.
+    :class:`rotator.clouds.identity.DatabricksCredentials`) or ``token`` (a personal access
+    token). The SDK client is built lazily, in a thread.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        settings: cloud_settings.CloudSettings,
+        *,
+        credentials: CredentialsStrategy | None = None,
+        token: errors.SecretText | None = None,
+    ) -> None:
+        if (credentials is None) == (token is None):
+            raise ValueError("DatabricksAdapter needs exactly one of credentials and token")
+        self.host = host.rstrip("/")
+        self._settings = settings
+        self._credentials = credentials
+        self._token = token
+        self._client: WorkspaceClient | None = None
+        self._lock = asyncio.Lock()
+
+    def _build(self) -> WorkspaceClient:
+        common: dict[str, Any] = {
+            "host": self.host,
+            "retry_timeout_seconds": self._settings.databricks_retry_timeout_seconds,
+            "http_timeout_seconds": self._settings.databricks_http_timeout_seconds,
+        }
+        if self._token is not None:
+            config = _Config(token=self._token.reveal(), auth_type="pat", **common)
+        else:
+            config = _Config(credentials_strategy=self._credentials, **common)
+        client = WorkspaceClient(config=config)
+        if self._settings.ca_bundle:
+            # databricks-sdk has no CA setting; its requests session is the only place to put
+            # one. Fail loudly if a future SDK moves it, rather than silently not trusting.
+            session = client.api_client._api_client._session
+            if not isinstance(session, requests.Session):
+                raise TypeError("databricks-sdk internals changed: cannot set the CA bundle")
+            session.verify = self._settings.ca_bundle
+        return client
+
+    async def _call(
+        self, action: str, fn: Callable[[WorkspaceClient], T], *, carries_secret: bool = False
+    ) -> T:
+        def run() -> T:
+            # Map inside the thread: asyncio re-creates a TimeoutError crossing
+            # run_in_executor, losing its __cause__, which says what the SDK gave up on.
+            try:
+                if self._client is None:
+                    self._client = self._build()
+                return fn(self._client)
+            except Exception as exc:
+                mapped = map_databricks_error(exc, action=action, host=self.host)
+                if carries_secret:
+                    # Drop the SDK exception: it may reference the request, holding the value.
+                    raise mapped from None
+                raise mapped from exc
+
+        if self._client is None:
+            # One build at a time: concurrent first calls would each build a client.
+            async with self._lock:
+                if self._client is None:
+                    return await asyncio.to_thread(run)
+        return await asyncio.to_thread(run)
+
+    # --- secret scopes ------------------------------------------------------------------------
+
+    async def get_scope(self, name: str) -> ScopeInfo | None:
+        """The scope named ``name``, or None when the workspace has none by that name."""
+
+        def find(client: WorkspaceClient) -> ScopeInfo | None:
+            for scope in client.secrets.list_scopes():
+                if scope.name != name:
+                    continue
+                meta = scope.keyvault_metadata
+                backend: Backend = (
+                    "AZURE_KEYVAULT"
+                    if scope.backend_type == ScopeBackendType.AZURE_KEYVAULT
+                    else "DATABRICKS"
+                )
+                return ScopeInfo(
+                    name=name,
+                    backend=backend,
+                    keyvault_dns=meta.dns_name if meta else None,
+                    keyvault_resource_id=meta.resource_id if meta else None,
+                )
+            return None
+
+        return await self._call(f"look up secret scope {name!r}", find)
+
+    async def create_scope(self, name: str) -> None:
+        """Create a Databricks-backed scope; one that already exists counts as created."""
+
+        def create(client: WorkspaceClient) -> None:
+            try:
+                client.secrets.create_scope(name)
+            except dbx_errors.ResourceAlreadyExists:
+                logger.info("secret scope %r already exists in %s", name, self.host)
+
+        await self._call(f"create secret scope {name!r}", create)
+
+    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
+        """Write ``value`` under ``scope``/``key`` (overwrites). Key-Vault-backed scopes refuse."""
+
+        def put(client: WorkspaceClient) -> None:
+            client.secrets.put_secret(scope, key, string_value=value.reveal())
+
+        await self._call(f"write secret {key!r} in scope {scope!r}", put, carries_secret=True)
+        logger.info("wrote secret %r in scope %r of %s", key, scope, self.host)
+
+    # --- jobs -----------------------------------------------------------------------------------
+
+    async def resolve_job(self, *, job_id: int | None = None, job_name: str | None = None) -> int:
+        """The id of the job named ``job_name`` (exactly one must exist), or ``job_id`` as is."""
+        if (job_id is None) == (job_name is None):
+            raise ValueError("resolve_job needs exactly one of job_id and job_name")
+        if job_id is not None:
+            return job_id
+        assert job_name is not None
+
+        def find(client: WorkspaceClient) -> list[int]:
+            return [
+                int(job.job_id)
+                for job in client.jobs.list(name=job_name)
+                if job.job_id is not None
+                and job.settings is not None
+                and job.settings.name == job_name
+            ]
+
+        ids = await self._call(f"find job {job_name!r}", find)
+        if not ids:
+            raise errors.NotFound(f"no job named {job_name!r} in workspace {self.host}")
+        if len(ids) > 1:
+            shown = ", ".join(str(i) for i in sorted(ids))
+            raise errors.PermanentError(
+                f"{len(ids)} jobs are named {job_name!r} in workspace {self.host} (ids {shown}); "
+                "reference the job by jobId instead",
+                reasons.DATABRICKS_ERROR,
+            )
+        return ids[0]
+
+    async def get_job_settings(self, job_id: int) -> dict[str, Any]:
+        """The job's settings as JSON, every page of tasks and clusters merged."""
+
+        def get(client: WorkspaceClient) -> dict[str, Any]:
+            query: dict[str, Any] = {"job_id": job_id}
+            page = client.api_client.do("GET", "/api/2.2/jobs/get", query=query)
+            settings: dict[str, Any] = dict(page.get("settings") or {})
+            while page.get("next_page_token"):
+                query["page_token"] = page["next_page_token"]
+                page = client.api_client.do("GET", "/api/2.2/jobs/get", query=query)
+                more = page.get("settings") or {}
+                for field in _PAGED_ARRAYS:
+                    if more.get(field):
+                        settings.setdefault(field, []).extend(more[field])
+            return settings
+
+        return await self._call(f"read job {job_id}", get)
+
+    async def update_job(self, job_id: int, new_settings: dict[str, Any]) -> None:
+        """``jobs/update``: top-level fields replaced, matching clusters/tasks replaced whole."""
+
+        def update(client: WorkspaceClient) -> None:
+            body = {"job_id": job_id, "new_settings": new_settings}
+            client.api_client.do("POST", "/api/2.2/jobs/update", body=body)
+
+        await self._call(f"update job {job_id}", update)
+        logger.info("updated job %s in %s", job_id, self.host)
+
+    async def active_runs(self, job_id: int) -> list[int]:
+        """Ids of the job's active runs (queued, pending, running, terminating)."""
+
+        def runs(client: WorkspaceClient) -> list[int]:
+            return [
+                int(run.run_id)
+                for run in client.jobs.list_runs(job_id=job_id, active_only=True)
+                if run.run_id is not None
+            ]
+
+        return await self._call(f"list active runs of job {job_id}", runs)
+
+    async def cancel_run(self, run_id: int) -> None:
+        """Ask Databricks to cancel a run (asynchronous there; this does not wait)."""
+
+        def cancel(client: WorkspaceClient) -> None:
+            client.jobs.cancel_run(run_id)
+
+        await self._call(f"cancel run {run_id}", cancel)
+        logger.info("cancelled run %s in %s", run_id, self.host)
