@@ -64,17 +64,29 @@ def e2e_workdir(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def controlplane(e2e_workdir: Path) -> Iterator[cp.ControlPlane]:
+def controlplane_binaries() -> tuple[Path, Path]:
+    """(kube-apiserver, etcd); a missing build fails every e2e test with how to fix it."""
+    missing = None
     try:
-        binaries = cp.find_binaries()
+        return cp.find_binaries()
     except cp.BinariesMissingError as error:
-        pytest.fail(str(error), pytrace=False)
-    plane = cp.ControlPlane(e2e_workdir / "controlplane", binaries=binaries)
+        missing = str(error)
+    pytest.fail(missing, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def controlplane(
+    controlplane_binaries: tuple[Path, Path], e2e_workdir: Path
+) -> Iterator[cp.ControlPlane]:
+    plane = cp.ControlPlane(e2e_workdir / "controlplane", binaries=controlplane_binaries)
+    failure = None
     try:
         plane.start()
     except cp.StartupError as error:
+        failure = f"control plane did not start: {error}"
+    if failure:
         _KEPT.append(str(e2e_workdir))
-        pytest.fail(f"control plane did not start: {error}", pytrace=False)
+        pytest.fail(failure, pytrace=False)
     try:
         yield plane
     finally:

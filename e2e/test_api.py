@@ -65,6 +65,15 @@ def _eventually(check: Any, *, timeout: float = 30.0) -> Any:
 
 
 @pytest.fixture(scope="module")
+def dry_run_namespace(crds: list[manifests.Crd], kubectl: Kubectl) -> str:
+    """One namespace for every server-side dry run: nothing is stored, so nothing collides,
+    and the suite saves two kubectl calls per manifest."""
+    name = f"e2e-dry-run-{secrets.token_hex(3)}"
+    kubectl("create", "namespace", name)
+    return name
+
+
+@pytest.fixture(scope="module")
 def scopes(crds: list[manifests.Crd], kubectl: Kubectl) -> dict[tuple[str, str], bool]:
     return manifests.namespaced_kinds(kubectl)
 
@@ -147,14 +156,14 @@ def test_example_applies(
 
 @pytest.mark.parametrize("path", manifests.yaml_files(manifests.VALID), ids=_name)
 def test_valid_manifest_is_accepted(
-    path: Path, kubectl: Kubectl, namespace: str, scopes: dict[tuple[str, str], bool]
+    path: Path, kubectl: Kubectl, dry_run_namespace: str, scopes: dict[tuple[str, str], bool]
 ) -> None:
     done = kubectl(
         "apply",
         "--dry-run=server",
         "-f",
         "-",
-        input=_placed(kubectl, path, namespace, scopes),
+        input=_placed(kubectl, path, dry_run_namespace, scopes),
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -163,7 +172,7 @@ def test_valid_manifest_is_accepted(
 
 @pytest.mark.parametrize("path", manifests.yaml_files(manifests.INVALID), ids=_name)
 def test_invalid_manifest_is_rejected_with_its_message(
-    path: Path, kubectl: Kubectl, namespace: str, scopes: dict[tuple[str, str], bool]
+    path: Path, kubectl: Kubectl, dry_run_namespace: str, scopes: dict[tuple[str, str], bool]
 ) -> None:
     expected = manifests.expect_comment(path)
     assert expected, f"{path.name}: the first line must be `# expect: <message>`"
@@ -172,7 +181,7 @@ def test_invalid_manifest_is_rejected_with_its_message(
         "--dry-run=server",
         "-f",
         "-",
-        input=_placed(kubectl, path, namespace, scopes),
+        input=_placed(kubectl, path, dry_run_namespace, scopes),
         check=False,
     )
     assert done.returncode != 0, f"{path.name} was accepted:\n{done.stdout}"
