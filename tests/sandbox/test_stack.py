@@ -184,3 +184,38 @@ async def test_key_vault_sdk_authenticates_through_the_stacks_entra(
             assert (await client.get_secret("probe")).value == "value-1"
         assert st.count("entra.token") == 1
         assert st.count("keyvault.setSecret") >= 1
+
+
+async def test_databricks_accepts_the_stacks_tokens_for_its_resource_only(
+    tmp_path: pathlib.Path,
+) -> None:
+    async with stack.Stack.start(tmp_path, workspaces=2) as st:
+        if not st.databricks_hosts:
+            pytest.skip("rotator.sandbox.databricks is not there yet")
+        assert len(set(st.databricks_hosts)) == 2
+        ctx = ssl.create_default_context(cafile=str(st.ca.bundle_path))
+        async with aiohttp.ClientSession() as http:
+            statuses = []
+            for scope in (
+                f"{stack.tokens.AZURE_DATABRICKS}/.default",
+                "https://graph.microsoft.com/.default",
+            ):
+                r = await http.post(
+                    f"{st.entra_url}/{st.operator.tenant_id}/oauth2/v2.0/token",
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": st.operator.client_id,
+                        "client_secret": st.operator.secret_text,
+                        "scope": scope,
+                    },
+                    ssl=ctx,
+                )
+                token = (await r.json())["access_token"]
+                r = await http.get(
+                    f"{st.databricks_hosts[1]}/api/2.0/secrets/scopes/list",
+                    headers={"Authorization": f"Bearer {token}"},
+                    ssl=ctx,
+                )
+                statuses.append(r.status)
+        assert statuses[0] == 200
+        assert statuses[1] in (401, 403)

@@ -144,7 +144,11 @@ class Stack:
         databricks = _optional("databricks")
         if databricks is not None:
             for index in range(workspaces):
-                state = databricks.DatabricksState()
+                state = databricks.DatabricksState(
+                    workspace_id=1234567890123456 + index,
+                    tenant_id=DEMO_TENANT_ID,
+                    authority=services[0].url,
+                )
                 app = databricks.make_app(state, verify_token=verify, seed=seed + index)
                 await launch("databricks", app, state)
         operator, demo_app, demo_sp = _seed_identities(entries, seed)
