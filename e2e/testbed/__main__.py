@@ -92,7 +92,16 @@ def up(folder: Path) -> int:
             sandbox_env = folder / "sandbox.env"
             sandbox = processes.spawn(
                 "sandbox",
-                [sys.executable, "-m", SANDBOX_MODULE, "serve", "--env-file", str(sandbox_env)],
+                [
+                    sys.executable,
+                    "-m",
+                    SANDBOX_MODULE,
+                    "serve",
+                    "--dir",
+                    str(folder / "sandbox"),
+                    "--env-file",
+                    str(sandbox_env),
+                ],
                 log=folder / "logs" / "sandbox.log",
                 cwd=controlplane.REPO,
                 attached=False,
