@@ -289,7 +289,7 @@ async def test_lifetime_policy_is_400(sdk: Sdk) -> None:
 
 async def test_concurrent_writes_to_one_app_conflict_with_409(sdk: Sdk) -> None:
     graph = sdk.client()
-    sdk.stack.directory.write_seconds = 0.5
+    sdk.stack.directory.write_seconds = 1.0  # wide enough for a loaded machine
     item = graph.applications.by_application_id(sdk.stack.demo_application.object_id)
     await item.get()  # acquire the token first so both writes leave at once
     results = await asyncio.gather(
