@@ -1,0 +1,84 @@
+"""The seams between the ServicePrincipalSecret handlers and the outside world.
+
+Handlers talk to Graph, Key Vault, Entra (verification), the Kubernetes API (status patches)
+and the event recorder only through these protocols. Production wires them to the cloud
+adapters (:mod:`rotator.handlers.wiring`); unit tests pass fakes at exactly this boundary.
+Every value that may be a secret travels as :class:`rotator.core.errors.SecretText`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+from rotator.clouds import graph, keyvault
+from rotator.core import errors
+
+EventType = Literal["Normal", "Warning"]
+
+
+class Graph(Protocol):
+    """Password credentials of an application or service principal."""
+
+    async def list_passwords(
+        self, tenant: str, app: graph.AppRef, owner: graph.Owner
+    ) -> list[graph.PasswordInfo]: ...
+
+    async def add_password(
+        self,
+        tenant: str,
+        app: graph.AppRef,
+        owner: graph.Owner,
+        display_name: str,
+        end: dt.datetime,
+    ) -> graph.MintedSecret: ...
+
+    async def remove_password(
+        self, tenant: str, app: graph.AppRef, owner: graph.Owner, key_id: str
+    ) -> None: ...
+
+
+class Vault(Protocol):
+    """Versions of Key Vault secrets (shaped like :class:`keyvault.KeyVaultAdapter`)."""
+
+    async def latest(self, vault: str, name: str) -> keyvault.SecretVersion | None: ...
+
+    async def read(self, vault: str, name: str, version: str) -> errors.SecretText: ...
+
+    async def set(
+        self,
+        vault: str,
+        name: str,
+        value: errors.SecretText,
+        *,
+        expires_on: dt.datetime | None = None,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> keyvault.SecretVersion: ...
+
+    async def disable(self, vault: str, name: str, version: str) -> None: ...
+
+
+class Verifier(Protocol):
+    """Proof that a freshly minted secret authenticates."""
+
+    async def verify(
+        self, tenant: str, client_id: str, secret: errors.SecretText, within: float
+    ) -> None: ...
+
+
+class StatusWriter(Protocol):
+    """Writes and reads the ServicePrincipalSecret itself (status only; never spec)."""
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
+
+    async def read(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+
+class Events(Protocol):
+    """Kubernetes events about one object (``kopf.event`` in production)."""
+
+    def post(
+        self, body: Mapping[str, Any], type_: EventType, reason: str, message: str
+    ) -> None: ...

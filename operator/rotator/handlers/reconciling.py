@@ -1,0 +1,346 @@
+"""Reconciling one ServicePrincipalSecret: gather → decide (core) → act (clouds), then sleep.
+
+Each object has one long-lived loop (a kopf daemon, :func:`loop`). A pass (:func:`reconcile`):
+
+1. reads the object fresh from the API server (status is the record, kopf's cache may lag);
+2. parses spec and status (a bad one is Stalled with InvalidSpec / InvalidStatus);
+3. checks RotationPolicy BEFORE any cloud call (denied: Stalled NotAuthorized, zero calls);
+4. honours ``suspend`` (no cloud calls at all; Ready says Suspended);
+5. resumes an in-flight rotation from its journal, or asks the trigger chain whether to start
+   one — looking at Graph and Key Vault only when the drift check is due;
+6. retires superseded secrets and removes orphans;
+7. returns how long to sleep: until the next rotation, retireAt, retry, drift check or expiry.
+
+Failures are sorted: transient ones are retried with backoff (``Retry-After`` honoured,
+Reconciling=True), permanent ones stall (Stalled=True, an actionable message) and are not
+retried until the user changes the spec or the ``rotator.dev/rotate`` annotation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from rotator import metrics
+from rotator.core import (
+    conditions,
+    errors,
+    facts,
+    models,
+    policies,
+    reasons,
+    retirement,
+    rotation,
+    schedule,
+    triggers,
+)
+from rotator.handlers import reporting, retiring, rotating, runtime, subjects, waking
+
+logger = logging.getLogger(__name__)
+
+
+def _fraction(obj: str) -> float:
+    return schedule.jitter(obj, dt.timedelta(seconds=10_000)).total_seconds() / 10_000
+
+
+def drift_due(rt: runtime.Runtime, obj: str, now: dt.datetime) -> bool:
+    """Whether Graph and Key Vault should be compared with status in this pass.
+
+    After a start-up, each object's first check is spread over one interval by a stable
+    per-object offset, so a restart does not list every application at once.
+    """
+    memory = rt.memory(obj)
+    interval = rt.config.drift_check_interval
+    if memory.drift_checked is None:
+        memory.drift_checked = now - interval * _fraction(obj)
+    return now >= memory.drift_checked + interval
+
+
+async def reconcile(rt: runtime.Runtime, namespace: str, name: str) -> float | None:
+    """One pass over one object; returns the seconds until the next pass is due."""
+    body = await rt.status.read(namespace, name)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    waking.key(namespace, name)
+    meta = models.ResourceMeta.from_body(body)
+    try:
+        status = models.ServicePrincipalSecretStatus.from_dict(body.get("status"))
+    except errors.PermanentError as exc:
+        await _stall_unreadable(rt, body, meta, exc)
+        return None
+    try:
+        spec = models.ServicePrincipalSecretSpec.from_body(body)
+    except errors.SpecError as exc:
+        await _stall_invalid_spec(rt, body, meta, status, exc)
+        return None
+    subject = subjects.Subject.parse(body, rt, spec, status)
+    decision = rt.police.check(namespace, policies.request_for_secret(spec))
+    if not decision.allowed:
+        await _stall(subject, errors.NotAuthorized(decision.message), cleanup=False)
+        return None
+    _observe_expiry(subject)
+    if spec.suspend:
+        await subject.save(subject.status)
+        return _next_wake(subject, gated=True)
+    try:
+        gated = await _work(subject)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return await _failed(subject, exc)
+    return _next_wake(subject, gated=gated)
+
+
+async def _work(subject: subjects.Subject) -> bool:
+    """Rotate if needed, retire, remove orphans; True when a stall gate held back a rotation."""
+    rt, memory, meta = subject.rt, subject.memory, subject.meta
+    now = rt.clock.now()
+    observed = facts.Facts()
+    if drift_due(rt, subject.key, now):
+        memory.drift_checked = now
+        if subject.status.rotation is None and subject.status.current is not None:
+            observed = await rotating.gather(
+                subject, rotation.Gather(graph_credentials=True, key_vault_latest=True), observed
+            )
+    gated = memory.stalled_on == (meta.generation, meta.rotate_request)
+    if subject.status.rotation is not None:
+        async with rt.limits.rotation_slot():
+            await rotating.run(subject)
+    else:
+        verdict = triggers.evaluate(
+            triggers.Input(subject.spec, subject.status, meta, observed, now)
+        )
+        if verdict.violated and not gated:
+            async with rt.limits.rotation_slot():
+                started = rotation.start(
+                    subject.status, subject.spec, meta, verdict.reason, rt.new_id(), now
+                )
+                assert started.rotation is not None
+                await subject.save(started)
+                subject.event(
+                    "Warning" if verdict.reason == reasons.DRIFT_DETECTED else "Normal",
+                    verdict.reason,
+                    f"starting rotation {started.rotation.id}: {verdict.message}",
+                )
+                await rotating.run(subject)
+    await retiring.retire(subject, observed.graph_key_ids)
+    if observed.graph_credentials is not None:
+        await retiring.remove_orphans(subject, observed.graph_credentials)
+    memory.retry_at = None
+    if gated and subject.status.rotation is None:
+        stalled = conditions.find(subject.status.conditions, conditions.STALLED)
+        signal = (
+            conditions.Signal(stalled.reason, stalled.message)
+            if stalled is not None and stalled.status == "True"
+            else None
+        )
+        await subject.save(subject.status, stalled=signal)
+        return True
+    await subject.save(
+        subject.status.model_copy(
+            update={"failures": 0, "last_error": "", "last_failure_time": None}
+        )
+    )
+    return False
+
+
+async def _failed(subject: subjects.Subject, exc: BaseException) -> float | None:
+    """Record a failure: back off if transient, stall if permanent. Returns the sleep."""
+    rt, memory, _meta = subject.rt, subject.memory, subject.meta
+    if not isinstance(exc, errors.RotatorError):
+        # Our own bug or an unmapped library error: its text may carry request data, so the
+        # message shows the type only (the traceback goes to the debug log).
+        logger.debug("unexpected error reconciling %s", subject.key, exc_info=exc)
+        exc = errors.TransientError(f"unexpected {type(exc).__name__}; retrying")
+    reason = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
+    now = rt.clock.now()
+    failures = subject.status.failures + 1
+    if errors.is_transient(exc):
+        delay = schedule.backoff_delay(failures, errors.retry_after(exc), key=subject.key)
+        memory.retry_at = now + dt.timedelta(seconds=delay)
+        metrics.FAILURES.labels(reason=reason, kind="transient").inc()
+        await subject.save(
+            _with_failure(subject.status, failures, exc.message, now),
+            reconciling=conditions.Signal(reason, f"{exc.message}; retrying in {delay:.0f}s"),
+        )
+        subject.event("Warning", reason, f"{exc.message}; retrying in {delay:.0f}s")
+        return delay
+    await _stall(subject, exc)
+    return _next_wake(subject, gated=True)
+
+
+async def _stall(
+    subject: subjects.Subject, exc: errors.RotatorError, *, cleanup: bool = True
+) -> None:
+    """Permanent failure: give up the in-flight attempt, Stalled=True, Warning event.
+
+    ``cleanup=False`` (a policy denial) makes no cloud call at all: the journal stays, and the
+    rotation resumes — removing what it minted if needed — once a policy allows it again.
+    """
+    rt, memory, meta = subject.rt, subject.memory, subject.meta
+    reason = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
+    now = rt.clock.now()
+    if cleanup and subject.status.rotation is not None:
+        try:
+            await rotating.give_up(subject, exc)
+        except errors.RotatorError as cleanup_error:
+            # The journal still names the attempt; the next pass finishes the cleanup.
+            logger.warning(
+                "%s: could not clean up rotation %s yet: %s",
+                subject.key,
+                subject.status.rotation.id if subject.status.rotation else "-",
+                cleanup_error.message,
+            )
+    if cleanup:
+        # Not for a policy denial: a new or widened policy must take effect without an edit.
+        memory.stalled_on = (meta.generation, meta.rotate_request)
+    memory.retry_at = None
+    previous = conditions.find(subject.status.conditions, conditions.STALLED)
+    already = (
+        previous is not None
+        and previous.status == "True"
+        and previous.reason == reason
+        and previous.message == exc.message
+    )
+    metrics.FAILURES.labels(reason=reason, kind="permanent").inc()
+    failures = subject.status.failures if already else subject.status.failures + 1
+    await subject.save(
+        _with_failure(subject.status, failures, exc.message, now),
+        stalled=conditions.Signal(reason, exc.message),
+    )
+    if not already:
+        subject.event("Warning", reason, exc.message)
+
+
+def _with_failure(
+    status: models.ServicePrincipalSecretStatus, failures: int, message: str, now: dt.datetime
+) -> models.ServicePrincipalSecretStatus:
+    return status.model_copy(
+        update={"failures": failures, "last_error": message, "last_failure_time": now}
+    )
+
+
+async def _stall_invalid_spec(
+    rt: runtime.Runtime,
+    body: Mapping[str, Any],
+    meta: models.ResourceMeta,
+    status: models.ServicePrincipalSecretStatus,
+    exc: errors.SpecError,
+) -> None:
+    await _write_without_spec(
+        rt, body, meta, status, conditions.Signal(reasons.INVALID_SPEC, exc.message)
+    )
+
+
+async def _stall_unreadable(
+    rt: runtime.Runtime,
+    body: Mapping[str, Any],
+    meta: models.ResourceMeta,
+    exc: errors.PermanentError,
+) -> None:
+    # The status cannot be parsed, so only conditions are written (a fresh list).
+    await _write_without_spec(
+        rt,
+        body,
+        meta,
+        models.ServicePrincipalSecretStatus(),
+        conditions.Signal(reasons.INVALID_STATUS, exc.message),
+        only_conditions=True,
+    )
+
+
+async def _write_without_spec(
+    rt: runtime.Runtime,
+    body: Mapping[str, Any],
+    meta: models.ResourceMeta,
+    status: models.ServicePrincipalSecretStatus,
+    signal: conditions.Signal,
+    *,
+    only_conditions: bool = False,
+) -> None:
+    rendered = reporting.render_conditions(
+        status, None, generation=meta.generation, now=rt.clock.now(), stalled=signal
+    )
+    written = dict(body.get("status") or {})
+    full = rendered.to_patch()
+    if only_conditions:
+        full = {"conditions": full["conditions"], "observedGeneration": meta.generation}
+    patch = reporting.diff_patch(written, full)
+    previous = conditions.find(status.conditions, conditions.STALLED)
+    if patch:
+        await rt.status.patch_status(meta.namespace or "", meta.name, patch)
+    if previous is None or previous.message != signal.message:
+        logger.warning("%s/%s: %s: %s", meta.namespace, meta.name, signal.reason, signal.message)
+        rt.events.post(body, "Warning", signal.reason, signal.message)
+
+
+def _observe_expiry(subject: subjects.Subject) -> None:
+    current = subject.status.current
+    if current is None:
+        return
+    metrics.SECONDS_UNTIL_EXPIRY.labels(namespace=subject.namespace, name=subject.name).set(
+        (current.expires_at - subject.rt.clock.now()).total_seconds()
+    )
+
+
+def _next_wake(subject: subjects.Subject, *, gated: bool) -> float:
+    """Seconds until something is due: rotation, retireAt, retry, drift check or expiry."""
+    rt, status, memory = subject.rt, subject.status, subject.memory
+    now = rt.clock.now()
+    due: list[dt.datetime] = []
+    if not subject.spec.suspend and not gated and status.next_rotation_time is not None:
+        due.append(status.next_rotation_time)
+    if not subject.spec.suspend:
+        retire_at = retirement.next_retire_time(status.retiring)
+        if retire_at is not None:
+            due.append(retire_at)
+        if memory.retry_at is not None:
+            due.append(memory.retry_at)
+        if memory.drift_checked is not None and status.current is not None:
+            due.append(memory.drift_checked + rt.config.drift_check_interval)
+    if status.current is not None:
+        due.append(status.current.expires_at)  # Ready turns False exactly then
+    # Something already past due and not handled (a stall, suspend) must not spin the loop.
+    upcoming = [when for when in due if when > now]
+    return schedule.requeue_after(now, min(upcoming) if upcoming else None)
+
+
+async def loop(rt: runtime.Runtime, namespace: str, name: str, stopped: Any) -> None:
+    """The per-object daemon: reconcile, sleep until due or woken, until ``stopped``."""
+    obj = waking.key(namespace, name)
+    memory = rt.memory(obj)
+    crashes = 0
+    while not stopped:
+        try:
+            async with memory.lock:
+                wait = await reconcile(rt, namespace, name)
+            crashes = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The API server refused a status write or a read: retry the whole pass.
+            crashes += 1
+            wait = schedule.backoff_delay(crashes, key=obj)
+            logger.warning(
+                "%s: reconcile failed (%s); retrying in %.0fs", obj, type(exc).__name__, wait
+            )
+            logger.debug("reconcile failure of %s", obj, exc_info=exc)
+        if stopped:
+            return
+        await _sleep(rt, obj, wait, stopped)
+
+
+async def _sleep(rt: runtime.Runtime, obj: str, seconds: float | None, stopped: Any) -> None:
+    async def until_stopped() -> None:
+        await stopped.wait()
+
+    waker = asyncio.ensure_future(rt.wakers.sleep(obj, seconds))
+    stopper = asyncio.ensure_future(until_stopped())
+    try:
+        await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waker, stopper):
+            task.cancel()

@@ -1,0 +1,278 @@
+"""The kopf shell: start-up and clean-up, indices, the per-object daemon, wake-ups, deletion.
+
+Importing this module registers the ServicePrincipalSecret handlers with kopf's default
+registry; :func:`register` also imports the other handler modules (bindings) when present.
+Everything here stops at the kopf signature: typed values go into the handler modules,
+``**kwargs`` stays here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import kopf
+
+from rotator import clock as system_clock
+from rotator import settings as operator_settings
+from rotator.clouds import graph, identity, keyvault
+from rotator.clouds import settings as cloud_settings
+from rotator.core import errors, models, retirement
+from rotator.handlers import (
+    deleting,
+    limiting,
+    policing,
+    reconciling,
+    reporting,
+    runtime,
+    waking,
+    wiring,
+)
+
+logger = logging.getLogger(__name__)
+
+GROUP: Final = "rotator.dev"
+VERSION: Final = "v1alpha1"
+SPS: Final = "serviceprincipalsecrets"
+DSB: Final = "databrickssecretbindings"
+RPOL: Final = "rotationpolicies"
+#: Other handler modules registered alongside, when they exist.
+OTHER_HANDLER_MODULES: Final = ("rotator.handlers.binding",)
+
+
+def register() -> None:
+    """Make sure every handler module is imported (and so registered with kopf)."""
+    for name in OTHER_HANDLER_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+
+
+# --- Start-up and clean-up ------------------------------------------------------------------
+
+
+def build_runtime(
+    config: operator_settings.OperatorConfig,
+    cloud: cloud_settings.CloudSettings,
+    indices: Mapping[str, Any],
+) -> tuple[runtime.Runtime, list[Any]]:
+    """The production runtime, and what to close at exit."""
+    credential = identity.async_credential(cloud)
+    graph_adapter = graph.GraphAdapter(credential, cloud)
+    vault_adapter = keyvault.KeyVaultAdapter(credential, cloud)
+    rt = runtime.Runtime(
+        config=config,
+        cloud=cloud,
+        graph=wiring.CountedGraph(graph_adapter),
+        vault=wiring.CountedVault(vault_adapter),
+        verifier=wiring.EntraVerifier(cloud),
+        status=reporting.KubernetesStatusWriter(),
+        events=reporting.KopfEvents(),
+        limits=limiting.Limits(
+            max_concurrent_rotations=config.max_concurrent_rotations,
+            graph_writes_per_second=config.graph_writes_per_second,
+        ),
+        police=policing.from_indices(
+            config.enforce_policies,
+            indices[policing.POLICY_INDEX],
+            indices[policing.NAMESPACE_INDEX],
+        ),
+        clock=system_clock.SystemClock(),
+        bindings_of=_bindings_reader(indices[BINDINGS_INDEX]),
+        accounted_elsewhere=_accounting_reader(indices[SECRETS_INDEX]),
+    )
+    return rt, [graph_adapter.close, vault_adapter.close, credential.close]
+
+
+@kopf.on.startup()
+async def startup(
+    settings: kopf.OperatorSettings,
+    memo: Any,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **kwargs: Any,
+) -> None:
+    """Apply our kopf settings and build the runtime (adapters, limits, indices, clock)."""
+    config: operator_settings.OperatorConfig = memo["config"]
+    cloud: cloud_settings.CloudSettings = memo["cloud"]
+    operator_settings.configure_kopf(settings, config)
+    rt, closers = build_runtime(config, cloud, kwargs)
+    memo["runtime"] = rt
+    memo["closers"] = closers
+    logger.info(
+        "rotator started: policies %s, at most %d concurrent rotations, %.1f Graph writes/s "
+        "per tenant, drift check every %s",
+        "enforced" if config.enforce_policies else "NOT enforced",
+        config.max_concurrent_rotations,
+        config.graph_writes_per_second,
+        config.drift_check_interval,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: Any, **_: Any) -> None:
+    """Close the cloud clients."""
+    for close in memo.get("closers", ()):
+        await close()
+
+
+def _runtime(memo: Any) -> runtime.Runtime:
+    rt = memo.get("runtime")
+    if not isinstance(rt, runtime.Runtime):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return rt
+
+
+# --- Indices: what handlers need to know about other objects, without API reads -------------
+
+BINDINGS_INDEX: Final = "rotator_bindings"
+SECRETS_INDEX: Final = "rotator_secrets"
+
+
+@kopf.index(GROUP, VERSION, RPOL, id=policing.POLICY_INDEX)
+def rotator_policies(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    """RotationPolicies by name (parsed; None when invalid: an invalid policy grants nothing)."""
+    return policing.policy_entry(name, body)
+
+
+@kopf.index("", "v1", "namespaces", id=policing.NAMESPACE_INDEX)
+def rotator_namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
+    """Namespace labels by namespace, for namespaceSelector."""
+    return policing.namespace_entry(name, labels)
+
+
+def binding_entry(
+    namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> dict[tuple[str, str], retirement.BindingSync]:
+    """The index entry of one binding: (namespace, sps name) -> what it reports."""
+    ref = (spec.get("source") or {}).get("servicePrincipalSecretRef") or {}
+    target = ref.get("name")
+    if not target or not namespace:
+        return {}
+    synced_at = status.get("lastSyncTime")
+    try:
+        when = models.parse_time(synced_at) if isinstance(synced_at, str) else None
+    except ValueError:
+        when = None
+    return {
+        (namespace, str(target)): retirement.BindingSync(
+            name=f"{namespace}/{name}",
+            synced_key_id=status.get("syncedKeyId"),
+            synced_version=status.get("syncedVersion"),
+            synced_at=when,
+        )
+    }
+
+
+@kopf.index(GROUP, VERSION, DSB, id=BINDINGS_INDEX)
+def rotator_bindings(
+    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
+) -> dict[tuple[str, str], retirement.BindingSync]:
+    """Bindings by the ServicePrincipalSecret they reference."""
+    return binding_entry(namespace, name, spec, status)
+
+
+def secret_entry(
+    namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
+) -> dict[tuple[str, str], tuple[str, frozenset[str]]]:
+    """The index entry of one sps: (tenant, app) -> (its key, keyIds and displayNames it owns)."""
+    tenant = str(spec.get("tenantId") or "").lower()
+    app = spec.get("application") or {}
+    app_id = str(app.get("clientId") or app.get("objectId") or "").lower()
+    if not tenant or not app_id:
+        return {}
+    owned: set[str] = set()
+    for record in (status.get("current"), status.get("rotation"), *(status.get("retiring") or ())):
+        if isinstance(record, Mapping):
+            owned.update(str(record[k]) for k in ("keyId", "displayName") if record.get(k))
+    return {(tenant, app_id): (waking.key(namespace, name), frozenset(owned))}
+
+
+@kopf.index(GROUP, VERSION, SPS, id=SECRETS_INDEX)
+def rotator_secrets(
+    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
+) -> dict[tuple[str, str], tuple[str, frozenset[str]]]:
+    """Which credentials each ServicePrincipalSecret accounts for, by (tenant, application)."""
+    return secret_entry(namespace, name, spec, status)
+
+
+def _bindings_reader(index: Any) -> Any:
+    def read(namespace: str, name: str) -> Iterable[retirement.BindingSync]:
+        return tuple(index.get((namespace, name), ()))
+
+    return read
+
+
+def _accounting_reader(index: Any) -> Any:
+    def read(tenant: str, app: str, obj: str) -> frozenset[str]:
+        owned: set[str] = set()
+        for other, ids in index.get((tenant.lower(), app.lower()), ()):
+            if other != obj:
+                owned.update(ids)
+        return frozenset(owned)
+
+    return read
+
+
+# --- The per-object daemon and its wake-ups -------------------------------------------------
+
+
+@kopf.daemon(GROUP, VERSION, SPS, id="lifecycle", cancellation_timeout=10.0)
+async def lifecycle(
+    stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, **_: Any
+) -> None:
+    """One long-lived loop per ServicePrincipalSecret (see :mod:`reconciling`)."""
+    await reconciling.loop(_runtime(memo), namespace or "", name, stopped)
+
+
+@kopf.on.event(GROUP, VERSION, SPS)
+def secret_changed(namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **_: Any) -> None:
+    """A user changed the spec or the rotate annotation: wake its daemon."""
+    rt = memo.get("runtime")
+    if isinstance(rt, runtime.Runtime):
+        fingerprint = (
+            meta.get("generation"),
+            (meta.get("annotations") or {}).get(models.ROTATE_ANNOTATION),
+            bool(meta.get("deletionTimestamp")),
+        )
+        rt.wakers.wake_if_changed(waking.key(namespace, name), fingerprint)
+
+
+@kopf.on.event(GROUP, VERSION, DSB)
+def binding_changed(namespace: str | None, spec: kopf.Spec, memo: Any, **_: Any) -> None:
+    """A binding synced (or changed): the secret it references may retire an old one now."""
+    rt = memo.get("runtime")
+    ref = (spec.get("source") or {}).get("servicePrincipalSecretRef") or {}
+    if isinstance(rt, runtime.Runtime) and ref.get("name"):
+        rt.wakers.wake(waking.key(namespace, str(ref["name"])))
+
+
+@kopf.on.event(GROUP, VERSION, RPOL)
+def policy_changed(memo: Any, **_: Any) -> None:
+    """A policy changed: every resource re-checks (a pure check; no cloud call if still denied)."""
+    rt = memo.get("runtime")
+    if isinstance(rt, runtime.Runtime):
+        rt.wakers.wake_all()
+
+
+@kopf.on.event("", "v1", "namespaces")
+def namespace_changed(memo: Any, **_: Any) -> None:
+    """Namespace labels may select (or stop selecting) a policy."""
+    rt = memo.get("runtime")
+    if isinstance(rt, runtime.Runtime):
+        rt.wakers.wake_all()
+
+
+@kopf.on.delete(GROUP, VERSION, SPS, id="deletion-policy")
+async def secret_deleted(
+    namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
+) -> None:
+    """Apply deletionPolicy (Retain or Revoke) before the finalizer goes."""
+    try:
+        await deleting.delete(_runtime(memo), namespace or "", name, body)
+    except errors.PermanentError as exc:
+        raise kopf.PermanentError(exc.message) from None
+    except errors.RotatorError as exc:
+        delay = errors.retry_after(exc) or 10.0
+        raise kopf.TemporaryError(exc.message, delay=delay) from None

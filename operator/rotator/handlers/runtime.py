@@ -1,0 +1,81 @@
+"""The runtime every handler shares: configuration, adapters, limits, clock, per-object memory.
+
+Built once by the start-up handler (:mod:`rotator.handlers.registering`) and kept in kopf's
+``memo``; unit tests build one with fakes at the :mod:`rotator.handlers.ports` boundary.
+Per-object memory lives only in this process: what must survive a restart is in status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import secrets
+from collections.abc import Callable, Iterable
+
+from rotator import settings as operator_settings
+from rotator.clouds import settings as cloud_settings
+from rotator.core import clocks, errors, retirement
+from rotator.handlers import limiting, policing, ports, waking
+
+
+def new_rotation_id() -> str:
+    """8 random lowercase hex characters: unique per attempt, part of the Graph displayName."""
+    return secrets.token_hex(4)
+
+
+@dataclasses.dataclass
+class Memory:
+    """What one process remembers about one object between wake-ups (never persisted).
+
+    texts             secret text minted by a rotation (by rotation id) until it is stored;
+                      after a restart it is read back from the staging version instead
+    verify_started    when verification of a rotation (by id) started, for verify.timeout
+    drift_checked     when Graph and Key Vault were last compared with status
+    retry_at          when to retry after a transient failure
+    stalled_on        (generation, rotate annotation) a permanent failure happened at: no new
+                      rotation is started until the user changes one of them
+    lock              held by the daemon while it reconciles; the delete handler waits for it
+    """
+
+    texts: dict[str, errors.SecretText] = dataclasses.field(default_factory=dict)
+    verify_started: dict[str, dt.datetime] = dataclasses.field(default_factory=dict)
+    drift_checked: dt.datetime | None = None
+    retry_at: dt.datetime | None = None
+    stalled_on: tuple[int, str | None] | None = None
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+
+@dataclasses.dataclass
+class Runtime:
+    """Everything a handler needs besides the object itself."""
+
+    config: operator_settings.OperatorConfig
+    cloud: cloud_settings.CloudSettings
+    graph: ports.Graph
+    vault: ports.Vault
+    verifier: ports.Verifier
+    status: ports.StatusWriter
+    events: ports.Events
+    limits: limiting.Limits
+    police: policing.Police
+    clock: clocks.Clock
+    wakers: waking.Wakers = dataclasses.field(default_factory=waking.Wakers)
+    new_id: Callable[[], str] = new_rotation_id
+    #: (namespace, sps name) -> what the bindings referencing it report (a kopf index).
+    bindings_of: Callable[[str, str], Iterable[retirement.BindingSync]] = lambda _ns, _n: ()
+    #: (tenant, application, this object's key) -> keyIds and displayNames that OTHER
+    #: ServicePrincipalSecrets of the same application account for (a kopf index).
+    accounted_elsewhere: Callable[[str, str, str], frozenset[str]] = lambda _t, _a, _k: frozenset()
+    memories: dict[str, Memory] = dataclasses.field(default_factory=dict)
+
+    def memory(self, obj: str) -> Memory:
+        """The memory of object ``obj`` (``namespace/name``), created on first use."""
+        if obj not in self.memories:
+            self.memories[obj] = Memory()
+        return self.memories[obj]
+
+    def forget(self, obj: str) -> None:
+        """Drop everything about a deleted object."""
+        self.memories.pop(obj, None)
+        self.wakers.forget(obj)

@@ -1,0 +1,114 @@
+"""The ServicePrincipalSecret being reconciled: parsed spec, current status, and how to save it.
+
+A :class:`Subject` is built from a fresh read of the object at the start of every reconcile
+(the API server is the single record; kopf's cached body may lag behind our own status writes)
+and is the only way the handlers write status: :meth:`Subject.save` renders the conditions,
+diffs against what the server holds and sends only the changed top-level keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from rotator.clouds import graph
+from rotator.core import conditions, models
+from rotator.handlers import ports, reporting, runtime, waking
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Subject:
+    """One ServicePrincipalSecret during one reconcile."""
+
+    body: Mapping[str, Any]
+    meta: models.ResourceMeta
+    spec: models.ServicePrincipalSecretSpec
+    status: models.ServicePrincipalSecretStatus
+    rt: runtime.Runtime
+    written: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def parse(
+        cls,
+        body: Mapping[str, Any],
+        rt: runtime.Runtime,
+        spec: models.ServicePrincipalSecretSpec,
+        status: models.ServicePrincipalSecretStatus,
+    ) -> Subject:
+        return cls(
+            body=body,
+            meta=models.ResourceMeta.from_body(body),
+            spec=spec,
+            status=status,
+            rt=rt,
+            written=dict(body.get("status") or {}),
+        )
+
+    @property
+    def namespace(self) -> str:
+        return self.meta.namespace or ""
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def key(self) -> str:
+        return waking.key(self.meta.namespace, self.meta.name)
+
+    @property
+    def memory(self) -> runtime.Memory:
+        return self.rt.memory(self.key)
+
+    @property
+    def tenant(self) -> str:
+        return self.spec.tenant_id
+
+    @property
+    def app(self) -> graph.AppRef:
+        app = self.spec.application
+        return graph.AppRef(client_id=app.client_id, object_id=app.object_id)
+
+    @property
+    def owner(self) -> graph.Owner:
+        return self.spec.application.credential_owner
+
+    async def save(
+        self,
+        status: models.ServicePrincipalSecretStatus,
+        *,
+        reconciling: conditions.Signal | None = None,
+        stalled: conditions.Signal | None = None,
+    ) -> None:
+        """Write ``status`` (with conditions rendered) if anything changed; keep it as current."""
+        rendered = reporting.render_conditions(
+            status,
+            self.spec,
+            generation=self.meta.generation,
+            now=self.rt.clock.now(),
+            reconciling=reconciling,
+            stalled=stalled,
+        )
+        patch = reporting.diff_patch(self.written, rendered.to_patch())
+        self.status = rendered
+        if not patch:
+            return
+        await self.rt.status.patch_status(self.namespace, self.name, patch)
+        for name, value in patch.items():
+            if value is None:
+                self.written.pop(name, None)
+            else:
+                self.written[name] = value
+
+    def event(self, type_: ports.EventType, reason: str, message: str) -> None:
+        """A Kubernetes event about this object (and the same line in the log)."""
+        level = logging.WARNING if type_ == "Warning" else logging.INFO
+        logger.log(level, "%s/%s: %s: %s", self.namespace, self.name, reason, message)
+        try:
+            self.rt.events.post(self.body, type_, reason, message)
+        except Exception:  # an event is never worth failing a rotation for
+            logger.exception("could not post event %s for %s", reason, self.key)

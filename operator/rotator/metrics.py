@@ -1,0 +1,70 @@
+"""Prometheus metrics of the operator, in a registry of its own, and the HTTP server for them.
+
+Labels are bounded vocabularies only: a result, a reason (a :mod:`rotator.core.reasons`
+constant), a step, a service and operation name, and ``namespace``/``name`` of the resource
+for the per-object expiry gauge (one series per ServicePrincipalSecret, removed when it is
+deleted). Never a message, an id, a URL or anything derived from a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Final
+
+import prometheus_client
+
+REGISTRY: Final = prometheus_client.CollectorRegistry(auto_describe=True)
+
+ROTATIONS: Final = prometheus_client.Counter(
+    "rotator_rotations_total",
+    "Rotations finished, by result (succeeded, failed) and the reason they started or failed.",
+    ["result", "reason"],
+    registry=REGISTRY,
+)
+STEP_SECONDS: Final = prometheus_client.Histogram(
+    "rotator_rotation_step_duration_seconds",
+    "How long each rotation step took (Plan, Mint, Stage, Verify, Store, Promote).",
+    ["step"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
+)
+SECONDS_UNTIL_EXPIRY: Final = prometheus_client.Gauge(
+    "rotator_secret_seconds_until_expiry",
+    "Seconds until the current secret of a ServicePrincipalSecret expires (negative: expired).",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+FAILURES: Final = prometheus_client.Counter(
+    "rotator_failures_total",
+    "Reconcile failures by reason and kind (transient: retried; permanent: Stalled).",
+    ["reason", "kind"],
+    registry=REGISTRY,
+)
+CLOUD_CALLS: Final = prometheus_client.Counter(
+    "rotator_cloud_calls_total",
+    "Calls to cloud APIs by service (graph, keyvault, entra, databricks), operation and outcome.",
+    ["service", "operation", "outcome"],
+    registry=REGISTRY,
+)
+REVOCATIONS: Final = prometheus_client.Counter(
+    "rotator_revocations_total",
+    "Graph credentials removed, by reason (Revoked, OrphanRemoved, Deleted).",
+    ["reason"],
+    registry=REGISTRY,
+)
+ROTATIONS_IN_FLIGHT: Final = prometheus_client.Gauge(
+    "rotator_rotations_in_flight",
+    "Rotations currently holding a slot of --max-concurrent-rotations.",
+    registry=REGISTRY,
+)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop the per-object series of a deleted resource (bounded cardinality over time)."""
+    with contextlib.suppress(KeyError):
+        SECONDS_UNTIL_EXPIRY.remove(namespace, name)
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104  (a pod listens on all addresses)
+    """Start the metrics HTTP server in a daemon thread (it never blocks the event loop)."""
+    prometheus_client.start_http_server(port, addr=addr, registry=REGISTRY)
