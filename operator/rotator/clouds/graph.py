@@ -39,6 +39,12 @@ from msgraph.generated.applications.item.remove_password.remove_password_post_re
 )
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
+from msgraph.generated.service_principals.item.add_password import (
+    add_password_post_request_body as sp_add,
+)
+from msgraph.generated.service_principals.item.remove_password import (
+    remove_password_post_request_body as sp_remove,
+)
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as graph_default_options
 from msgraph.graph_service_client import GraphServiceClient
@@ -334,9 +340,12 @@ class GraphAdapter:
         """
         action = "add a password to"
         object_id = await self._object_id(tenant, app, owner)
-        body = AddPasswordPostRequestBody(
-            password_credential=PasswordCredential(display_name=display_name, end_date_time=end)
-        )
+        wanted = PasswordCredential(display_name=display_name, end_date_time=end)
+        body: Any
+        if owner == "application":
+            body = AddPasswordPostRequestBody(password_credential=wanted)
+        else:
+            body = sp_add.AddPasswordPostRequestBody(password_credential=wanted)
         try:
             created = await self._item(tenant, owner, object_id).add_password.post(
                 body, self._config(_NO_RETRY)
@@ -372,7 +381,11 @@ class GraphAdapter:
         """Revoke one secret; a credential that is already gone counts as removed."""
         action = f"remove password {key_id} from"
         object_id = await self._object_id(tenant, app, owner)
-        body = RemovePasswordPostRequestBody(key_id=_uuid(key_id))
+        body: Any
+        if owner == "application":
+            body = RemovePasswordPostRequestBody(key_id=_uuid(key_id))
+        else:
+            body = sp_remove.RemovePasswordPostRequestBody(key_id=_uuid(key_id))
         try:
             await self._item(tenant, owner, object_id).remove_password.post(
                 body, self._config(self._read_retry)
