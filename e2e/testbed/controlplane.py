@@ -380,10 +380,14 @@ class ControlPlane:
 def _get(
     url: str, *, context: ssl.SSLContext | None = None, headers: dict[str, str] | None = None
 ) -> bytes | None:
-    """The body of a 200 response, or None for any error (the server is not ready yet)."""
+    """The body of a 200 response, or None for any error (the server is not ready yet).
+
+    A short timeout: on loopback a healthy server answers in milliseconds, and a port held by
+    a stranger that never answers must not stall the startup loop.
+    """
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+        with urllib.request.urlopen(request, timeout=2, context=context) as response:
             body: bytes = response.read()
             return body if response.status == 200 else None
     except (urllib.error.URLError, OSError, ssl.SSLError):
