@@ -1,0 +1,310 @@
+"""The ServicePrincipalSecret lifecycle, one reconcile pass at a time, against fakes at our ports.
+
+No sleeping: the clock is a ManualClock the tests move; the fakes record every cloud call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from rotator.core import errors, models, reasons, retirement, rotation
+from rotator.handlers import reconciling
+from tests.handlers import fakes
+from tests.handlers.fakes import NAME, NS, SECRET
+
+STAGING = SECRET + models.STAGING_SUFFIX
+
+
+async def run(w: fakes.World) -> float | None:
+    return await reconciling.reconcile(w.rt, NS, NAME)
+
+
+def condition(w: fakes.World, type_: str) -> models.Condition | None:
+    return next((c for c in w.api.status().conditions if c.type == type_), None)
+
+
+async def test_first_issuance_runs_every_step_and_promotes() -> None:
+    w = fakes.world()
+    wait = await run(w)
+    status = w.api.status()
+    assert status.rotation is None
+    assert status.current is not None
+    key_id = status.current.key_id
+    # Exactly the calls a rotation needs, in order.
+    assert w.graph.writes() == [("add", "rotator-etl-sp-r0000001")]
+    assert w.vault.calls == [("set", STAGING), ("set", SECRET), ("disable", STAGING)]
+    assert w.verifier.calls == [fakes.CLIENT]
+    # Key Vault's latest of the real name is the verified text, tagged with its keyId.
+    latest = w.vault.versions[SECRET][-1][0]
+    assert latest.tags["rotator.dev/key-id"] == key_id
+    assert w.vault.value(SECRET) == w.graph.texts[key_id]
+    assert not w.vault.versions[STAGING][-1][0].enabled
+    assert status.current.key_vault_version == latest.version
+    assert status.current.expires_at == fakes.T0 + dt.timedelta(days=90)
+    assert status.next_rotation_time is not None
+    assert fakes.T0 + dt.timedelta(days=60) <= status.next_rotation_time
+    ready = condition(w, "Ready")
+    assert ready is not None and ready.status == "True" and ready.reason == reasons.ISSUED
+    assert condition(w, "Reconciling") is None and condition(w, "Stalled") is None
+    assert w.events.reasons()[0] == reasons.NEVER_ISSUED
+    assert w.events.reasons()[-1] == reasons.ROTATED
+    assert wait is not None and 0 < wait <= 6 * 3600
+
+
+async def test_journal_is_written_before_and_after_each_step() -> None:
+    w = fakes.world()
+    await run(w)
+    journal = [
+        (p["rotation"]["step"], p["rotation"]["phase"])
+        for p in w.api.patches
+        if p.get("rotation") is not None
+    ]
+    assert journal == [
+        ("Plan", "Done"),
+        ("Mint", "Started"),
+        ("Mint", "Done"),
+        ("Stage", "Started"),
+        ("Stage", "Done"),
+        ("Verify", "Started"),
+        ("Verify", "Done"),
+        ("Store", "Started"),
+        ("Store", "Done"),
+    ]
+    # No secret value in any status write.
+    text = next(iter(w.graph.texts.values()))
+    assert all(text not in repr(p) for p in w.api.patches)
+    assert all(text not in message for _, _, message in w.events.posted)
+
+
+async def test_idle_resource_makes_no_cloud_call_until_the_drift_check() -> None:
+    w = fakes.world()
+    await run(w)
+    before = w.cloud_calls()
+    patches = len(w.api.patches)
+    w.clock.advance(dt.timedelta(minutes=1))
+    await run(w)
+    assert w.cloud_calls() == before
+    assert len(w.api.patches) == patches  # nothing changed, nothing written
+    w.clock.advance(dt.timedelta(hours=2))
+    await run(w)
+    # The drift check lists Graph and reads Key Vault's latest; nothing is written.
+    assert w.graph.calls[-1] == ("list", "")
+    assert w.vault.calls[-1] == ("latest", SECRET)
+    assert w.graph.writes() == [("add", "rotator-etl-sp-r0000001")]
+
+
+async def test_policy_denial_stalls_with_zero_cloud_calls() -> None:
+    w = fakes.world()
+    w.policies.clear()
+    assert await run(w) is None
+    assert w.cloud_calls() == 0
+    stalled = condition(w, "Stalled")
+    assert stalled is not None and stalled.status == "True"
+    assert stalled.reason == reasons.NOT_AUTHORIZED
+    assert ("Warning", reasons.NOT_AUTHORIZED) in [(t, r) for t, r, _ in w.events.posted]
+    # Once a policy allows it, it issues without anyone editing the resource.
+    w.policies.append(fakes.ALLOW_ALL)
+    await run(w)
+    assert w.api.status().current is not None
+    assert condition(w, "Stalled") is None
+
+
+async def test_policy_enforcement_can_be_turned_off() -> None:
+    w = fakes.world(enforce=False)
+    w.policies.clear()
+    await run(w)
+    assert w.api.status().current is not None
+
+
+async def test_suspend_makes_no_cloud_calls_and_says_so() -> None:
+    w = fakes.world()
+    await run(w)
+    w.api.body["spec"]["suspend"] = True
+    w.api.body["metadata"]["annotations"] = {models.ROTATE_ANNOTATION: "now"}
+    before = w.cloud_calls()
+    w.clock.advance(dt.timedelta(days=80))
+    await run(w)
+    assert w.cloud_calls() == before
+    ready = condition(w, "Ready")
+    assert ready is not None and ready.reason == reasons.SUSPENDED and ready.status == "True"
+
+
+async def test_manual_annotation_rotates_once() -> None:
+    w = fakes.world()
+    await run(w)
+    first = w.api.status().current
+    assert first is not None
+    w.api.body["metadata"]["annotations"] = {models.ROTATE_ANNOTATION: "2026-11-26-a"}
+    await run(w)
+    status = w.api.status()
+    assert status.current is not None and status.current.key_id != first.key_id
+    assert status.rotate_request == "2026-11-26-a"
+    assert [r.key_id for r in status.retiring] == [first.key_id]
+    adds = len([c for c in w.graph.calls if c[0] == "add"])
+    await run(w)
+    assert len([c for c in w.graph.calls if c[0] == "add"]) == adds
+
+
+async def test_scheduled_rotation_then_revocation_after_overlap() -> None:
+    w = fakes.world()
+    await run(w)
+    first = w.api.status()
+    assert first.current is not None and first.next_rotation_time is not None
+    w.clock.set(first.next_rotation_time)
+    await run(w)
+    second = w.api.status()
+    assert second.current is not None and second.current.key_id != first.current.key_id
+    [old] = second.retiring
+    # No bindings: retireAt = supersededAt + overlap.
+    assert old.retire_at == old.superseded_at + dt.timedelta(hours=24)
+    assert first.current.key_id in w.graph.passwords
+    w.clock.set(old.retire_at)
+    await run(w)
+    assert w.api.status().retiring == ()
+    assert first.current.key_id not in w.graph.passwords
+    assert ("remove", first.current.key_id) in w.graph.calls
+    assert reasons.REVOKED in w.events.reasons()
+
+
+async def test_old_secret_waits_for_every_binding() -> None:
+    w = fakes.world()
+    await run(w)
+    first = w.api.status().current
+    assert first is not None
+    w.bindings.append(retirement.BindingSync(f"{NS}/prod", synced_key_id=first.key_id))
+    w.api.body["metadata"]["annotations"] = {models.ROTATE_ANNOTATION: "x"}
+    await run(w)
+    [old] = w.api.status().retiring
+    assert old.retire_at is None  # the binding still has the old secret
+    w.clock.advance(dt.timedelta(days=3))
+    await run(w)
+    assert first.key_id in w.graph.passwords
+    current = w.api.status().current
+    assert current is not None
+    synced = w.clock.now()
+    w.bindings[0] = retirement.BindingSync(
+        f"{NS}/prod", synced_key_id=current.key_id, synced_at=synced
+    )
+    await run(w)
+    [old] = w.api.status().retiring
+    assert old.retire_at == synced + dt.timedelta(hours=24)
+    w.clock.advance(dt.timedelta(hours=24))
+    await run(w)
+    assert first.key_id not in w.graph.passwords
+
+
+async def test_verification_failure_never_reaches_key_vault_and_stalls() -> None:
+    w = fakes.world()
+    w.verifier.fail.append(errors.VerificationFailed("tenant not found", kind="tenant"))
+    await run(w)
+    status = w.api.status()
+    assert status.current is None and status.rotation is None
+    assert SECRET not in w.vault.versions  # only the staging name was ever written
+    assert w.graph.passwords == {}  # the minted credential was removed
+    stalled = condition(w, "Stalled")
+    assert stalled is not None and stalled.reason == reasons.VERIFICATION_FAILED
+    # Not retried until the user changes something.
+    calls = w.cloud_calls()
+    w.clock.advance(dt.timedelta(minutes=30))
+    await run(w)
+    assert w.cloud_calls() == calls
+    w.api.body["metadata"]["annotations"] = {models.ROTATE_ANNOTATION: "retry"}
+    await run(w)
+    assert w.api.status().current is not None
+    assert condition(w, "Stalled") is None
+
+
+async def test_graph_503_after_creating_leaves_no_orphan_and_no_second_secret() -> None:
+    w = fakes.world()
+    w.graph.fail_add.append((errors.TransientError("Graph 503", retry_after=7.0), True))
+    wait = await run(w)
+    assert wait is not None and wait >= 7.0  # Retry-After honoured
+    status = w.api.status()
+    assert status.rotation is not None and status.rotation.step is models.Step.MINT
+    assert status.failures == 1
+    reconciling_ = condition(w, "Reconciling")
+    assert reconciling_ is not None and reconciling_.status == "True"
+    w.clock.advance(dt.timedelta(seconds=wait))
+    await run(w)
+    status = w.api.status()
+    assert status.current is not None
+    # The credential minted by the failed call was found by displayName and removed.
+    assert list(w.graph.passwords) == [status.current.key_id]
+    assert status.failures == 0 and status.last_error == ""
+
+
+async def test_resume_after_restart_reads_the_text_back_from_staging() -> None:
+    w = fakes.world()
+    w.verifier.fail.append(errors.TransientError("token endpoint unreachable"))
+    await run(w)
+    assert w.api.status().rotation is not None
+    # A restart: the process memory (and the minted text) is gone.
+    w.rt.memories.clear()
+    w.clock.advance(dt.timedelta(minutes=1))
+    await run(w)
+    status = w.api.status()
+    assert status.current is not None
+    assert ("read", STAGING) in w.vault.calls
+    assert len([c for c in w.graph.calls if c[0] == "add"]) == 1
+
+
+async def test_restart_after_mint_started_removes_the_orphan_and_replans() -> None:
+    w = fakes.world()
+    # The process died between addPassword and recording its result.
+    meta = models.ResourceMeta.from_body(w.api.body)
+    spec = models.ServicePrincipalSecretSpec.from_body(w.api.body)
+    journal = rotation.begin(
+        rotation.plan(spec, meta, reasons.NEVER_ISSUED, "dead0001", fakes.T0), models.Step.MINT
+    )
+    orphan = w.graph.seed(journal.display_name)
+    w.api.body["status"] = models.ServicePrincipalSecretStatus(rotation=journal).to_dict()
+    await run(w)
+    status = w.api.status()
+    assert status.current is not None
+    assert orphan not in w.graph.passwords
+    assert status.current.display_name != journal.display_name
+
+
+async def test_drift_current_secret_gone_from_graph_rotates() -> None:
+    w = fakes.world()
+    await run(w)
+    current = w.api.status().current
+    assert current is not None
+    del w.graph.passwords[current.key_id]
+    w.clock.advance(dt.timedelta(hours=2))
+    await run(w)
+    assert reasons.DRIFT_DETECTED in w.events.reasons()
+    assert w.api.status().current is not None
+    assert w.api.status().current.key_id != current.key_id  # type: ignore[union-attr]
+
+
+async def test_orphans_of_this_resource_are_removed_but_not_others() -> None:
+    w = fakes.world(accounted=frozenset({"rotator-etl-sp-other01"}))
+    await run(w)
+    mine = w.graph.seed("rotator-etl-sp-lost0001")
+    theirs = w.graph.seed("rotator-etl-sp-other01")  # same name, another namespace's sps
+    foreign = w.graph.seed("terraform-managed")
+    w.clock.advance(dt.timedelta(hours=2))
+    await run(w)
+    assert mine not in w.graph.passwords
+    assert theirs in w.graph.passwords and foreign in w.graph.passwords
+    assert reasons.ORPHAN_REMOVED in w.events.reasons()
+
+
+async def test_invalid_spec_stalls_without_cloud_calls() -> None:
+    w = fakes.world(fakes.sps_body(rotation={"validity": "1d", "renewBefore": "2d"}))
+    await run(w)
+    assert w.cloud_calls() == 0
+    stalled = condition(w, "Stalled")
+    assert stalled is not None and stalled.reason == reasons.INVALID_SPEC
+    assert "renewBefore" in stalled.message
+
+
+@pytest.mark.parametrize("verify", [True, False])
+async def test_verify_disabled_skips_the_token(verify: bool) -> None:
+    w = fakes.world(fakes.sps_body(verify={"enabled": verify}))
+    await run(w)
+    assert w.api.status().current is not None
+    assert len(w.verifier.calls) == (1 if verify else 0)
