@@ -290,6 +290,10 @@ def test_missing_jobs_runs_and_clusters(ws: Workspace) -> None:
         w.jobs.update(424242, new_settings=jobs.JobSettings(name="x"))
     assert not isinstance(caught.value, NotFound)
     assert "does not exist" in str(caught.value)
+    with pytest.raises(InvalidParameterValue):
+        w.jobs.run_now(424242)
+    with pytest.raises(InvalidParameterValue):
+        w.jobs.cancel_run(424242)
 
 
 def test_continuous_job_restarts_with_a_new_run(ws: Workspace) -> None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import pathlib
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import (
@@ -115,6 +117,16 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def lowkey_deviates(request: pytest.FixtureRequest, backend: Backend, reason: str) -> None:
+    """Mark a known Lowkey Vault deviation from real Azure (docs/emulators.md lists them).
+
+    Strict: if Lowkey Vault ever behaves like Azure here, the XPASS fails the run, so the list
+    in the docs cannot go stale silently.
+    """
+    if backend.name == "lowkey":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"Lowkey Vault: {reason}"))
+
+
 def _utc(seconds_from_now: int) -> datetime.datetime:
     now = int(time.time()) + seconds_from_now
     return datetime.datetime.fromtimestamp(now, tz=datetime.UTC)
@@ -155,7 +167,10 @@ async def test_versions_are_listed_across_pages(backend: Backend) -> None:
         assert name in names
 
 
-async def test_disabled_latest_cannot_be_read_but_older_versions_can(backend: Backend) -> None:
+async def test_disabled_latest_cannot_be_read_but_older_versions_can(
+    backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    lowkey_deviates(request, backend, "a disabled secret answers 404 NotFoundException, not 403")
     name = unique("disabled")
     async with backend.client() as client:
         old = await client.set_secret(name, "old")
@@ -202,7 +217,8 @@ async def test_expired_secret_is_still_readable(backend: Backend) -> None:
         assert got.properties.expires_on < _utc(0)
 
 
-async def test_missing_secret_is_404(backend: Backend) -> None:
+async def test_missing_secret_is_404(backend: Backend, request: pytest.FixtureRequest) -> None:
+    lowkey_deviates(request, backend, "error.code is a Java class name, not SecretNotFound")
     async with backend.client() as client:
         with pytest.raises(ResourceNotFoundError) as caught:
             await client.get_secret(unique("missing"))
@@ -215,7 +231,10 @@ async def test_missing_secret_is_404(backend: Backend) -> None:
             await client.get_secret(name, uuid.uuid4().hex)
 
 
-async def test_soft_delete_blocks_the_name_until_recovered_or_purged(backend: Backend) -> None:
+async def test_soft_delete_blocks_the_name_until_recovered_or_purged(
+    backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    lowkey_deviates(request, backend, "409 has a Java class name as code and its own message")
     name = unique("deleted")
     async with backend.client() as client:
         made = await client.set_secret(name, "keep-me")
@@ -248,7 +267,10 @@ async def test_soft_delete_blocks_the_name_until_recovered_or_purged(backend: Ba
         assert fresh.properties.version != made.properties.version
 
 
-async def test_bad_names_and_oversized_values_are_400(backend: Backend) -> None:
+async def test_bad_names_and_oversized_values_are_400(
+    backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    lowkey_deviates(request, backend, "no 25 KB limit on secret values")
     async with backend.client() as client:
         with pytest.raises(HttpResponseError) as caught:
             await client.set_secret("under_score", "x")
@@ -295,3 +317,31 @@ async def test_a_refused_token_is_client_authentication_error(tmp_path: pathlib.
         assert set(seen) == {keyvault.AUDIENCE}
     finally:
         await started.stop()
+
+
+async def test_throttling_is_retried_by_azure_core(backend: Backend) -> None:
+    if backend.state is None:
+        pytest.skip("faults are injected through the sandbox's control endpoint")
+    async with aiohttp.ClientSession() as control:
+        await control.post(
+            f"{backend.url}/_sandbox/faults",
+            json={
+                "operation": "keyvault.getSecret",
+                "kind": "status",
+                "status": 429,
+                "count": 1,
+                "retryAfter": 1,
+            },
+            ssl=ssl.create_default_context(cafile=str(backend.bundle)),
+        )
+        name = unique("throttled")
+        async with backend.client() as client:
+            await client.set_secret(name, "x")
+            assert (await client.get_secret(name)).value == "x"
+        log = await (
+            await control.get(
+                f"{backend.url}/_sandbox/requests?operation=keyvault.getSecret",
+                ssl=ssl.create_default_context(cafile=str(backend.bundle)),
+            )
+        ).json()
+    assert [e["status"] for e in log] == [429, 200]
