@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_FLAGS ?=
 
-.PHONY: help venv unit lint fmt e2e test demo bench controlplane testbed testbed-down clean
+.PHONY: chart-crds help venv unit lint fmt e2e test demo bench controlplane testbed testbed-down clean
 
 help:
 	@echo "make demo          run one rotation end to end on an embedded local stack"
@@ -63,3 +63,7 @@ testbed-down: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .testbed .mypy_cache .ruff_cache .pytest_cache
+
+# The chart ships crds/ verbatim; tests/test_chart.py fails when the copies drift.
+chart-crds:
+	cp crds/*.yaml charts/rotator/crds/
