@@ -1,4 +1,4 @@
-"""The Helm chart ships exactly the CRDs in crds/ (one source of truth), plus kopf's peering CRDs."""
+"""The Helm chart ships exactly the CRDs in crds/ (one source of truth) and kopf's peering CRDs."""
 
 from __future__ import annotations
 
