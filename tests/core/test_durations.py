@@ -116,3 +116,9 @@ def test_ordering_is_preserved(a: int, b: int) -> None:
     tb = durations.parse_duration(durations.format_duration(dt.timedelta(seconds=b)))
     assert (ta < tb) == (a < b)
     assert (ta == tb) == (a == b)
+
+
+@pytest.mark.parametrize("text", ["1000000000d", "999999999999d", "36501d", "36500d1s"])
+def test_huge_values_are_a_duration_error_not_an_overflow(text: str) -> None:
+    with pytest.raises(durations.DurationError, match="too long"):
+        durations.parse_duration(text)

@@ -64,7 +64,11 @@ def parse_duration(text: str) -> dt.timedelta:
         last = index
         if len(digits) > 12:
             raise DurationError(f"{text!r}: too long; the maximum is {format_duration(MAX)}")
-        total += int(digits) * UNITS[index][1]
+        # Compare in whole seconds first: a timedelta of 10**9 days would overflow.
+        seconds = int(digits) * int(UNITS[index][1].total_seconds())
+        if seconds > MAX.total_seconds() or total + dt.timedelta(seconds=seconds) > MAX:
+            raise DurationError(f"{text!r}: too long; the maximum is {format_duration(MAX)}")
+        total += dt.timedelta(seconds=seconds)
         if total > MAX:
             raise DurationError(f"{text!r}: too long; the maximum is {format_duration(MAX)}")
         pos = match.end()
