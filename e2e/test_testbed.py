@@ -130,6 +130,27 @@ def test_stop_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
     assert stubborn.returncode() == -9
 
 
+def test_children_die_with_a_killed_owner(tmp_path: Path) -> None:
+    # An owner that spawns a child, reports it, and is then SIGKILLed: no teardown, no atexit.
+    owner_code = (
+        "import sys, time; from pathlib import Path; from e2e.testbed import processes; "
+        f"c = processes.spawn('sleeper', ['sleep', '60'], log=Path({str(tmp_path)!r}) / 's.log'); "
+        "print(c.pid, c.start_ticks, flush=True); time.sleep(60)"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", owner_code], cwd=cp.REPO, stdout=subprocess.PIPE, text=True
+    )
+    assert owner.stdout is not None
+    pid, ticks = owner.stdout.readline().split()
+    assert processes.is_same_process(int(pid), ticks)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while processes.is_same_process(int(pid), ticks) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not processes.is_same_process(int(pid), ticks)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

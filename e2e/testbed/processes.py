@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -107,14 +108,22 @@ def is_same_process(pid: int, ticks: str) -> bool:
     return state != "Z"
 
 
-def _die_with_parent() -> Callable[[], None]:
+def _die_with_parent(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """``argv`` made to receive SIGKILL when this thread dies; the setting survives exec.
+
+    util-linux's ``setpriv`` sets it and execs the command, which is safe however many
+    threads this process runs; a ``preexec_fn`` (the fallback) runs Python between fork and
+    exec, which the subprocess docs warn can deadlock when other threads exist.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv], None
     libc = ctypes.CDLL(None, use_errno=True)
 
     def preexec() -> None:
-        # Runs in the forked child before exec; the setting survives exec.
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
-    return preexec
+    return argv, preexec
 
 
 def spawn(
@@ -133,13 +142,13 @@ def spawn(
     set when spawning from the main thread; other threads still get the atexit net.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    preexec = None
+    command, preexec = list(argv), None
     if attached and threading.current_thread() is threading.main_thread():
-        preexec = _die_with_parent()
+        command, preexec = _die_with_parent(command)
         _forward_sigterm()
     with log.open("ab") as out:
         popen = subprocess.Popen(
-            list(argv),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
