@@ -39,7 +39,7 @@ def test_configure_kopf_applies_persistence_timeouts_and_peering() -> None:
         standalone=False,
         peering_name="rotator",
         event_level="warning",
-        watch_server_timeout=120.0,
+        watch_server_timeout=120,
         watch_client_timeout=150.0,
         connect_timeout=7.0,
         request_timeout=20.0,
@@ -53,7 +53,8 @@ def test_configure_kopf_applies_persistence_timeouts_and_peering() -> None:
     assert isinstance(ks.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
     assert ks.persistence.diffbase_storage.prefix == "rotator.dev"
     assert ks.posting.level == logging.WARNING
-    assert (ks.watching.server_timeout, ks.watching.client_timeout) == (120.0, 150.0)
+    assert (ks.watching.server_timeout, ks.watching.client_timeout) == (120, 150.0)
+    assert isinstance(ks.watching.server_timeout, int)  # the API server rejects "120.0"
     assert ks.watching.connect_timeout == 7.0
     assert ks.networking.request_timeout == 20.0
     assert ks.peering.name == "rotator" and ks.peering.mandatory and not ks.peering.standalone

@@ -67,7 +67,7 @@ def _add_run(sub: Any) -> None:
         choices=tuple(operator_settings.EVENT_LEVELS),
         help="minimum level of kopf's own events posted to Kubernetes",
     )
-    run.add_argument("--watch-server-timeout", type=float, default=300.0, metavar="SECONDS")
+    run.add_argument("--watch-server-timeout", type=int, default=300, metavar="SECONDS")
     run.add_argument("--watch-client-timeout", type=float, default=330.0, metavar="SECONDS")
     run.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS")
     run.add_argument("--request-timeout", type=float, default=60.0, metavar="SECONDS")

@@ -69,7 +69,7 @@ class OperatorConfig:
     log_level: str = "INFO"
     log_format: LogFormat = "text"
     event_level: str = "info"
-    watch_server_timeout: float = 300.0
+    watch_server_timeout: int = 300
     watch_client_timeout: float = 330.0
     connect_timeout: float = 30.0
     request_timeout: float = 60.0
@@ -137,7 +137,8 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
 
     # Watches: the server ends each watch after server_timeout (kopf re-opens it); the client
     # gives up on a stream that never ends, so a half-open connection cannot hide events.
-    settings.watching.server_timeout = config.watch_server_timeout
+    # The API server parses timeoutSeconds as an integer: "300.0" is a 400 Bad Request.
+    settings.watching.server_timeout = int(config.watch_server_timeout)
     settings.watching.client_timeout = config.watch_client_timeout
     settings.watching.connect_timeout = config.connect_timeout
     settings.networking.request_timeout = config.request_timeout
