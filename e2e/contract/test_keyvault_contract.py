@@ -267,16 +267,43 @@ async def test_soft_delete_blocks_the_name_until_recovered_or_purged(
         assert fresh.properties.version != made.properties.version
 
 
-async def test_bad_names_and_oversized_values_are_400(
-    backend: Backend, request: pytest.FixtureRequest
-) -> None:
-    lowkey_deviates(request, backend, "no 25 KB limit on secret values")
+async def test_bad_name_is_400(backend: Backend, request: pytest.FixtureRequest) -> None:
+    lowkey_deviates(request, backend, "an invalid name answers 500 with an empty body")
     async with backend.client() as client:
         with pytest.raises(HttpResponseError) as caught:
             await client.set_secret("under_score", "x")
         assert caught.value.status_code == 400
+        assert caught.value.error is not None
+        assert caught.value.error.code == "BadParameter"
+
+
+async def test_oversized_value_is_400(backend: Backend, request: pytest.FixtureRequest) -> None:
+    lowkey_deviates(request, backend, "no 25 KB limit on secret values")
+    async with backend.client() as client:
+        await client.set_secret(unique("edge"), "x" * (25 * 1024))  # the limit itself is fine
         with pytest.raises(HttpResponseError) as caught:
             await client.set_secret(unique("big"), "x" * (25 * 1024 + 1))
+        assert caught.value.status_code == 400
+
+
+async def test_too_many_tags_is_400(backend: Backend, request: pytest.FixtureRequest) -> None:
+    lowkey_deviates(request, backend, "no limit on the number of tags")
+    async with backend.client() as client:
+        await client.set_secret(unique("tags"), "x", tags={f"t{i}": "v" for i in range(15)})
+        with pytest.raises(HttpResponseError) as caught:
+            await client.set_secret(unique("tags"), "x", tags={f"t{i}": "v" for i in range(16)})
+        assert caught.value.status_code == 400
+
+
+async def test_name_longer_than_127_is_400(
+    backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    lowkey_deviates(request, backend, "no length limit on names")
+    async with backend.client() as client:
+        stem = unique("n")
+        await client.set_secret(stem + "a" * (127 - len(stem)), "x")
+        with pytest.raises(HttpResponseError) as caught:
+            await client.set_secret(stem + "a" * (128 - len(stem)), "x")
         assert caught.value.status_code == 400
 
 
