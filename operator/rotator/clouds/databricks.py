@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Final, Literal, TypeVar
 
 import requests
+import requests.adapters
 from azure.core.exceptions import AzureError
 from databricks.sdk import WorkspaceClient
 from databricks.sdk import errors as dbx_errors
@@ -68,6 +69,37 @@ class _Config(Config):
 
     def _resolve_host_metadata(self) -> None:
         return None
+
+
+class _TrustingAdapter(requests.adapters.HTTPAdapter):
+    """An HTTPS transport that verifies against our CA bundle, whatever the environment says.
+
+    ``Session.verify`` is not enough: requests lets ``REQUESTS_CA_BUNDLE`` /
+    ``CURL_CA_BUNDLE`` override it, and many images set those to the system store.
+    """
+
+    def __init__(self, ca_bundle: str) -> None:
+        # The pool sizes databricks-sdk mounts itself.
+        super().__init__(pool_connections=20, pool_maxsize=20, pool_block=True)
+        self._ca_bundle = ca_bundle
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        return super().send(
+            request,
+            stream=stream,
+            timeout=timeout,
+            verify=self._ca_bundle,
+            cert=cert,
+            proxies=proxies,
+        )
 
 
 def map_databricks_error(exc: BaseException, *, action: str, host: str) -> errors.RotatorError:
@@ -183,7 +215,7 @@ class DatabricksAdapter:
             session = client.api_client._api_client._session
             if not isinstance(session, requests.Session):
                 raise TypeError("databricks-sdk internals changed: cannot set the CA bundle")
-            session.verify = self._settings.ca_bundle
+            session.mount("https://", _TrustingAdapter(self._settings.ca_bundle))
         return client
 
     async def _call(
