@@ -490,16 +490,9 @@ class Kube:
 
 
 def allow_policy(name: str, namespaces: Sequence[str], sandbox: Sandbox) -> dict[str, Any]:
-    """A RotationPolicy granting ``namespaces`` everything the sandbox holds."""
+    """A RotationPolicy granting ``namespaces`` the sandbox's tenants, vaults and workspaces, and
+    any application (``applications`` omitted: tests seed applications after the policy)."""
     tenants = sorted(sandbox.stack.directory.tenants)
-    apps = sorted(
-        {
-            ident
-            for tenant in sandbox.stack.directory.tenants.values()
-            for obj in (*tenant.applications.values(), *tenant.service_principals.values())
-            for ident in (obj.app_id, obj.object_id)
-        }
-    )
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "RotationPolicy",
@@ -507,7 +500,6 @@ def allow_policy(name: str, namespaces: Sequence[str], sandbox: Sandbox) -> dict
         "spec": {
             "namespaces": list(namespaces),
             "tenants": tenants,
-            "applications": apps,
             "keyVaults": list(sandbox.stack.keyvault_urls),
             "databricksWorkspaces": list(sandbox.stack.databricks_hosts),
             "maxValidity": "730d",
