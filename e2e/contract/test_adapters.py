@@ -591,9 +591,13 @@ async def test_databricks_with_a_personal_access_token(
     good = databricks.DatabricksAdapter(host, cloud, token=errors.SecretText("dapi-good-token"))
     await good.create_scope("pat-scope")
     assert await good.get_scope("pat-scope") is not None
+    await good.close()
+    assert await good.get_scope("pat-scope") is not None  # rebuilt after close
+    await good.close()
     bad = databricks.DatabricksAdapter(host, cloud, token=errors.SecretText("dapi-wrong-token"))
-    with pytest.raises(errors.NotAuthorized) as caught:
-        await bad.get_scope("pat-scope")
+    async with bad:
+        with pytest.raises(errors.NotAuthorized) as caught:
+            await bad.get_scope("pat-scope")
     assert "dapi-wrong-token" not in str(caught.value)
 
 

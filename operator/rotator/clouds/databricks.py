@@ -198,6 +198,20 @@ class DatabricksAdapter:
         self._client: WorkspaceClient | None = None
         self._lock = asyncio.Lock()
 
+    async def __aenter__(self) -> DatabricksAdapter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the SDK client's pooled connections (it is rebuilt if used again)."""
+        client, self._client = self._client, None
+        if client is not None:
+            session = client.api_client._api_client._session
+            if isinstance(session, requests.Session):
+                await asyncio.to_thread(session.close)
+
     def _build(self) -> WorkspaceClient:
         common: dict[str, Any] = {
             "host": self.host,
