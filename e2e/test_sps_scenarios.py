@@ -187,6 +187,7 @@ def test_first_issuance(
     assert_no_secret_leaked(kube, sandbox, t)
 
 
+@pytest.mark.timeout(300)
 def test_scheduled_rotation_then_revocation_after_overlap(
     operator: h.OperatorProcess, kube: h.Kube, sandbox: h.Sandbox, allowed_namespace: str
 ) -> None:
@@ -335,6 +336,7 @@ def _initial(sandbox: h.Sandbox, t: Target) -> set[str]:
     }
 
 
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize(
     "rule",
     [
@@ -366,6 +368,7 @@ def test_graph_failure_during_add_password_leaves_no_orphan(
     assert len(versions(sandbox, t)) == 1
 
 
+@pytest.mark.timeout(300)
 def test_killed_mid_verification_resumes_and_finishes(
     operator: h.OperatorProcess,
     kube: h.Kube,
