@@ -4,8 +4,8 @@ One etcd + kube-apiserver pair serves the whole session (started on first use, a
 every test that needs isolation takes a fresh ``namespace``. Fixtures:
 
 - ``e2e_workdir``: the session's folder under ``e2e/.logs/``; put your logs there. It is
-  removed after a green session and kept (path printed in the summary) after any failure,
-  or always with ``ROTATOR_E2E_KEEP=1``.
+  removed after a green session and kept (path printed in the summary, etcd's data dropped)
+  after any failure; ``ROTATOR_E2E_KEEP=1`` keeps all of it, always.
 - ``controlplane``: the running ``e2e.testbed.controlplane.ControlPlane`` (``.url``,
   ``.admin_kubeconfig``, ``.operator_kubeconfig``, ``.ca_file``, ``.env()``).
 - ``kubectl`` / ``operator_kubectl``: ``kubectl(*args, input=None, check=True)`` as the admin
@@ -91,6 +91,9 @@ def controlplane(
         yield plane
     finally:
         plane.stop()
+        if not os.environ.get("ROTATOR_E2E_KEEP"):
+            # etcd preallocates a 64 MB WAL; a kept work dir needs the logs, not the data.
+            shutil.rmtree(plane.workdir / "etcd", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
