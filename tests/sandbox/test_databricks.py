@@ -108,12 +108,30 @@ def test_continuous_job_keeps_one_active_run() -> None:
     (second,) = state.active_runs(job.job_id)
     assert second.run_id != first.run_id
     state.update_job(job.job_id, {"continuous": {"pause_status": "PAUSED"}}, [])
-    state.cancel_run(second.run_id)
-    assert state.active_runs(job.job_id) == []  # paused: nothing restarts
+    assert state.active_runs(job.job_id) == []  # pausing stops the job; nothing restarts
+    assert state.runs[second.run_id].state_message == "The job was paused."
+    one_off = state.run_now(ADMIN, job.job_id)  # "Run now" works on a paused continuous job
+    assert one_off.trigger == "ONE_TIME"
+    state.finish_run(one_off.run_id)
     state.update_job(job.job_id, {"continuous": {"pause_status": "UNPAUSED"}}, [])
     assert len(state.active_runs(job.job_id)) == 1
     state.delete_job(job.job_id)
     assert state.active_runs() == []
+
+
+def test_continuous_restart_waits_for_the_configured_delay() -> None:
+    now = [1_800_000_000.0]
+    state = databricks.DatabricksState(continuous_restart_delay=30, clock=lambda: now[0])
+    job = state.create_job(ADMIN, {"name": "s", "continuous": {}})  # pause_status defaults
+    (first,) = state.active_runs(job.job_id)
+    state.cancel_run(first.run_id)
+    now[0] += 29
+    state.tick()
+    assert state.active_runs(job.job_id) == []
+    now[0] += 1
+    state.tick()
+    (second,) = state.active_runs(job.job_id)
+    assert second.trigger == "CONTINUOUS"
 
 
 def test_cancelling_a_finished_run_is_a_no_op() -> None:

@@ -252,9 +252,13 @@ class DatabricksState:
         tenant_id: str = DEFAULT_TENANT,
         authority: str = DEFAULT_AUTHORITY,
         aad_principal: str = "rotator-operator",
+        continuous_restart_delay: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.workspace_id = workspace_id
+        # Azure starts the next run of a continuous job "less than 60 seconds" after the last
+        # one ends; 0 starts it at once, more makes callers that expect it instantly fail.
+        self.continuous_restart_delay = continuous_restart_delay
         self.tenant_id = tenant_id
         self.authority = authority
         self.aad_principal = aad_principal
@@ -511,9 +515,26 @@ class DatabricksState:
         run.end_time = _now_ms(self.clock)
 
     def _keep_continuous_running(self, job: Job) -> None:
-        # An unpaused continuous job always has exactly one active run.
-        if _continuous_unpaused(job.settings) and not self.active_runs(job.job_id):
+        # An unpaused continuous job always has one active run (after the restart delay); a
+        # paused one has none: Azure documents Pause as the way to stop a continuous job.
+        active = self.active_runs(job.job_id)
+        if not _continuous_unpaused(job.settings):
+            if job.settings.get("continuous"):
+                for run in active:
+                    if run.trigger in ("CONTINUOUS", "CONTINUOUS_RESTART"):
+                        self._end(run, "TERMINATED", "CANCELED", "The job was paused.")
+            return
+        if active:
+            return
+        ended = [r.end_time for r in self.runs.values() if r.job_id == job.job_id]
+        due = max(ended, default=0) + int(self.continuous_restart_delay * 1000)
+        if _now_ms(self.clock) >= due:
             self._start(job, "CONTINUOUS", job.creator)
+
+    def tick(self) -> None:
+        """Start the continuous runs whose restart delay has passed (called before each request)."""
+        for job in list(self.jobs.values()):
+            self._keep_continuous_running(job)
 
     def run_now(self, who: Principal, job_id: Any) -> Run:
         job = self.job(job_id)
@@ -591,6 +612,7 @@ class DatabricksState:
     # -- the state endpoint: never a value --------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
+        self.tick()
         return {
             "workspaceId": self.workspace_id,
             "scopes": {
@@ -744,6 +766,7 @@ def _route(op: Op) -> server.Handler:
             workspace = request.headers.get("X-Databricks-Workspace-Id")
             if workspace is not None and workspace != str(state.workspace_id):
                 raise _invalid(f"Workspace {workspace} is not this workspace.")
+            state.tick()
             result = await op(request, state, who)
         except DatabricksError as exc:
             return _error(exc)
