@@ -127,6 +127,17 @@ def test_crds_are_established_with_their_short_names(
             assert "No resources found" in listing.stderr or header == ["NAMESPACE", "NAME"]
 
 
+def test_the_python_client_trusts_the_apiserver_and_sees_the_crds(
+    crds: list[manifests.Crd], kube_client: Any
+) -> None:
+    # The kubeconfig works for Python clients too (kopf logs in through it): TLS to the
+    # self-signed apiserver and token auth, end to end.
+    from kubernetes import client
+
+    listed = client.ApiextensionsV1Api(kube_client).list_custom_resource_definition()
+    assert {c.name for c in crds} <= {item.metadata.name for item in listed.items}
+
+
 @pytest.mark.parametrize("path", sorted({c.path for c in manifests.repo_crds()}), ids=_name)
 def test_crd_applied_twice_is_unchanged(
     path: Path, crds: list[manifests.Crd], kubectl: Kubectl
