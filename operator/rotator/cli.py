@@ -129,6 +129,10 @@ def _configure_logging(config: operator_settings.OperatorConfig) -> None:
         logging.getLogger(noisy).setLevel(
             logging.DEBUG if config.log_level == "DEBUG" else logging.WARNING
         )
+    # azure-identity warns on every refused token; verification expects refusals while a new
+    # secret propagates and reports the outcome itself.
+    if config.log_level != "DEBUG":
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
 
 
 def _run(args: argparse.Namespace) -> int:
