@@ -53,7 +53,8 @@ def test_sps_defaults() -> None:
     ("path", "value", "error_path", "fragment"),
     [
         ("tenantId", ..., "spec.tenantId", "is required"),
-        ("tenantId", "not a tenant", "spec.tenantId", "tenant GUID or a verified domain"),
+        ("tenantId", "not a tenant", "spec.tenantId", "must be a tenant GUID"),
+        ("tenantId", "contoso.onmicrosoft.com", "spec.tenantId", "domain name is not accepted"),
         ("tenantId", 42, "spec.tenantId", "valid string"),
         ("application", {}, "spec.application.clientId", "exactly one of clientId or objectId"),
         (
@@ -69,21 +70,41 @@ def test_sps_defaults() -> None:
         ("rotation.renewBefore", "90d", "spec.rotation.renewBefore", "shorter than validity"),
         ("rotation.renewBefore", "91d", "spec.rotation.renewBefore", "shorter than validity"),
         ("rotation.overlap", "1w", "spec.rotation.overlap", "unknown unit 'w'"),
+        ("rotation.overlap", "30d", "spec.rotation.overlap", "shorter than renewBefore (30d)"),
+        ("rotation.overlap", "31d", "spec.rotation.overlap", "shorter than renewBefore"),
+        ("rotation.validity", "731d", "spec.rotation.validity", "at most 730d"),
+        ("rotation.validity", "17520h1s", "spec.rotation.validity", "at most 730d"),
+        ("rotation.validity", "0000000090d", "spec.rotation.validity", "9 digits"),
+        (
+            "rotation.validity",
+            "000000000001d000000000001h000000000001m000000000001s",
+            "spec.rotation.validity",
+            "40 characters",
+        ),
         ("keyVault", ..., "spec.keyVault", "is required"),
         ("keyVault.vaultUrl", "http://kv.vault.azure.net", "spec.keyVault.vaultUrl", "https://"),
         ("keyVault.vaultUrl", "https://kv.vault.azure.net/x", "spec.keyVault.vaultUrl", "path"),
         ("keyVault.vaultUrl", "https://u:p@kv.net", "spec.keyVault.vaultUrl", "credentials"),
         ("keyVault.vaultUrl", "https://", "spec.keyVault.vaultUrl", "no host"),
+        ("keyVault.vaultUrl", "https://kv_1.vault.azure.net", "spec.keyVault.vaultUrl", "host"),
+        ("keyVault.vaultUrl", "https://[::1]:8443", "spec.keyVault.vaultUrl", "host"),
+        ("keyVault.vaultUrl", "https://" + "a" * 2048, "spec.keyVault.vaultUrl", "at most 2048"),
         ("keyVault.secretName", "has_underscore", "spec.keyVault.secretName", "secret name"),
-        ("keyVault.secretName", "x" * 128, "spec.keyVault.secretName", "secret name"),
+        ("keyVault.secretName", "x" * 112, "spec.keyVault.secretName", "at most 111"),
         ("keyVault.secretName", "a-rotator-staging", "spec.keyVault.secretName", "reserved"),
+        ("keyVault.secretName", "a-Rotator-STAGING", "spec.keyVault.secretName", "any case"),
         ("keyVault.contentType", "x" * 256, "spec.keyVault.contentType", "at most 255"),
         ("keyVault.tags", {"rotator.dev/key-id": "x"}, "spec.keyVault.tags", "reserved"),
         ("keyVault.tags", {f"t{i}": "v" for i in range(14)}, "spec.keyVault.tags", "at most 13"),
-        ("keyVault.tags", {"t": "v" * 257}, "spec.keyVault.tags", "at most 256"),
+        ("keyVault.tags", {"t": "v" * 257}, "spec.keyVault.tags.t", "at most 256"),
         ("verify.timeout", "", "spec.verify.timeout", "must not be empty"),
+        ("verify.timeout", "61m", "spec.verify.timeout", "at most 1h"),
         ("verify.enabled", "perhaps", "spec.verify.enabled", "valid boolean"),
+        ("verify.enabled", "true", "spec.verify.enabled", "valid boolean"),
         ("suspend", "perhaps", "spec.suspend", "valid boolean"),
+        # Strict: YAML 1.1 writers say "yes", the CRD says boolean, Python says 1 == True.
+        ("suspend", "yes", "spec.suspend", "valid boolean"),
+        ("suspend", 1, "spec.suspend", "valid boolean"),
         ("deletionPolicy", "Delete", "spec.deletionPolicy", "'Retain' or 'Revoke'"),
     ],
 )
@@ -176,7 +197,7 @@ def test_dsb_defaults_and_key_vault_source() -> None:
                 "auth": {"patSecretRef": {"name": "dbx-pat", "key": "token"}},
             },
             "scope": {"name": "etl", "key": "k"},
-            "jobs": [{"jobId": 7}],
+            "jobs": [{"jobId": 7, "sparkConf": ["spark.secret"]}],
         }
     )
     assert spec.source.key_vault is not None
@@ -184,6 +205,7 @@ def test_dsb_defaults_and_key_vault_source() -> None:
     assert spec.scope.create is False
     assert spec.jobs[0].restart == "Never"
     assert spec.jobs[0].env == ()
+    assert spec.jobs[0].spark_conf == ("spark.secret",)
     assert spec.workspace.auth is not None
     assert spec.workspace.auth.pat_secret_ref is not None
 
@@ -222,12 +244,38 @@ def test_dsb_defaults_and_key_vault_source() -> None:
             "Secret key",
         ),
         ("scope.name", "bad scope", "spec.scope.name", "scope name"),
-        ("scope.name", "s" * 129, "spec.scope.name", "scope name"),
+        ("scope.name", "s" * 129, "spec.scope.name", "1 to 128 characters"),
+        ("scope.create", "yes", "spec.scope.create", "valid boolean"),
         ("scope.key", "bad/key", "spec.scope.key", "secret key"),
         ("jobs", [{"env": ["A"]}], "spec.jobs[0]", "exactly one of jobName or jobId"),
         ("jobs", [{"jobName": "a", "jobId": 1}], "spec.jobs[0]", "exactly one"),
         ("jobs", [{"jobId": 0}], "spec.jobs[0].jobId", "greater than 0"),
+        ("jobs", [{"jobId": 2**63, "env": ["A"]}], "spec.jobs[0].jobId", "less than or equal"),
+        ("jobs", [{"jobId": "7", "env": ["A"]}], "spec.jobs[0].jobId", "valid integer"),
+        ("jobs", [{"jobId": True, "env": ["A"]}], "spec.jobs[0].jobId", "valid integer"),
         ("jobs", [{"jobName": ""}], "spec.jobs[0].jobName", "at least 1"),
+        ("jobs", [{"jobName": "a"}], "spec.jobs[0]", "at least one env variable or sparkConf"),
+        (
+            "jobs",
+            [{"jobName": "a", "env": [], "sparkConf": []}],
+            "spec.jobs[0]",
+            "at least one env variable or sparkConf",
+        ),
+        ("jobs", [{"jobName": "a", "env": ["A", "B", "A"]}], "spec.jobs[0].env[2]", "duplicate"),
+        ("jobs", [{"jobName": "a", "env": [f"E{i}" for i in range(33)]}], "spec.jobs[0].env", "32"),
+        ("jobs", [{"jobName": "a", "env": ["E" * 257]}], "spec.jobs[0].env[0]", "1 to 256"),
+        (
+            "jobs",
+            [{"jobName": "a", "sparkConf": ["k", "k"]}],
+            "spec.jobs[0].sparkConf[1]",
+            "duplicate",
+        ),
+        (
+            "jobs",
+            [{"jobId": i, "env": ["A"]} for i in range(1, 52)],
+            "spec.jobs",
+            "at most 50 jobs, got 51",
+        ),
         (
             "jobs",
             [{"jobName": "a", "env": ["1BAD"]}],
@@ -242,12 +290,22 @@ def test_dsb_defaults_and_key_vault_source() -> None:
         ),
         (
             "jobs",
-            [{"jobName": "a", "restart": "Always"}],
+            [{"jobName": "a", "env": ["A"], "restart": "Always"}],
             "spec.jobs[0].restart",
             "'IfRunning' or 'Never'",
         ),
-        ("jobs", [{"jobName": "a"}, {"jobName": "a"}], "spec.jobs", "listed twice"),
-        ("jobs", [{"jobId": 3}, {"jobId": 3}], "spec.jobs", "listed twice"),
+        (
+            "jobs",
+            [{"jobName": "a", "env": ["A"]}, {"jobName": "a", "sparkConf": ["k"]}],
+            "spec.jobs[1].jobName",
+            "job 'a' is listed twice (also at [0])",
+        ),
+        (
+            "jobs",
+            [{"jobId": 3, "env": ["A"]}, {"jobId": 4, "env": ["A"]}, {"jobId": 3, "env": ["B"]}],
+            "spec.jobs[2].jobId",
+            "job 3 is listed twice (also at [0])",
+        ),
     ],
 )
 def test_dsb_each_rule(path: str, value: Any, error_path: str, fragment: str) -> None:
@@ -284,6 +342,38 @@ def test_rpol_omitted_lists_are_none_and_empty_selector_is_allowed() -> None:
         ("namespaces", ..., "spec.namespaces", "namespaceSelector"),
         ("namespaces", ["Data_Eng"], "spec.namespaces[0]", "namespace name"),
         ("tenants", ["x"], "spec.tenants[0]", "tenant GUID"),
+        ("tenants", ["contoso.onmicrosoft.com"], "spec.tenants[0]", "domain name"),
+        ("namespaces", ["a", "b", "a"], "spec.namespaces[2]", "duplicate value 'a' (also at [0])"),
+        ("namespaces", [f"n{i}" for i in range(257)], "spec.namespaces", "at most 256"),
+        ("tenants", [f.TENANT, f.TENANT], "spec.tenants[1]", "duplicate"),
+        ("applications", [f.CLIENT_ID, f.CLIENT_ID], "spec.applications[1]", "duplicate"),
+        ("keyVaults", [f.VAULT, f.VAULT], "spec.keyVaults[1]", "duplicate"),
+        ("databricksWorkspaces", [f.WORKSPACE] * 2, "spec.databricksWorkspaces[1]", "duplicate"),
+        ("maxValidity", "731d", "spec.maxValidity", "at most 730d"),
+        (
+            "namespaceSelector",
+            {"matchLabels": {"team": "x" * 64}},
+            "spec.namespaceSelector.matchLabels.team",
+            "0 to 63 characters",
+        ),
+        (
+            "namespaceSelector",
+            {"matchLabels": {f"l{i}": "v" for i in range(65)}},
+            "spec.namespaceSelector.matchLabels",
+            "at most 64 labels",
+        ),
+        (
+            "namespaceSelector",
+            {"matchExpressions": [{"key": "", "operator": "Exists"}]},
+            "spec.namespaceSelector.matchExpressions[0].key",
+            "1 to 317 characters",
+        ),
+        (
+            "namespaceSelector",
+            {"matchExpressions": [{"key": "t", "operator": "In", "values": ["v"] * 65}]},
+            "spec.namespaceSelector.matchExpressions[0].values",
+            "at most 64 values",
+        ),
         ("applications", ["nope"], "spec.applications[0]", "GUID"),
         ("keyVaults", ["http://kv"], "spec.keyVaults[0]", "https://"),
         ("databricksWorkspaces", ["https://a/b"], "spec.databricksWorkspaces[0]", "path"),
@@ -369,7 +459,7 @@ def test_resource_meta_from_body() -> None:
     assert models.ResourceMeta.from_body({"metadata": {"name": "x"}}).rotate_request is None
 
 
-_STATUS = {
+_STATUS: dict[str, Any] = {
     "observedGeneration": 3,
     "conditions": [
         {
@@ -436,7 +526,7 @@ def test_status_times_render_utc_z_whole_seconds() -> None:
     plus2 = dt.timezone(dt.timedelta(hours=2))
     status = models.ServicePrincipalSecretStatus(
         last_rotation_time=dt.datetime(2026, 11, 26, 7, 0, 0, 123456, tzinfo=plus2),
-        next_rotation_time="2026-11-26T07:00:00+02:00",  # type: ignore[arg-type]
+        next_rotation_time="2026-11-26T07:00:00+02:00",
     )
     assert status.to_dict()["lastRotationTime"] == "2026-11-26T05:00:00Z"
     assert status.to_dict()["nextRotationTime"] == "2026-11-26T05:00:00Z"

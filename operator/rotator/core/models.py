@@ -5,8 +5,9 @@ are frozen pydantic models built with ``from_body(body)``. They re-check what th
 validate (defence in depth: a CRD installed without validation, an older CRD, or ``kubectl
 replace --validate=false`` must give the user a ``Stalled`` condition, never crash the
 operator) and raise one :class:`rotator.core.errors.SpecError` naming every bad field by its
-path (``spec.rotation.renewBefore``). Unknown fields are ignored: the API server prunes them,
-and a newer CRD field must not stall an older operator.
+path (``spec.rotation.renewBefore``); ``tests/core/test_models_vs_manifests.py`` proves that
+for every manifest in ``tests/manifests/invalid/``. Unknown fields are ignored: the API
+server prunes them, and a newer CRD field must not stall an older operator.
 
 Statuses (``ServicePrincipalSecretStatus``, ``DatabricksSecretBindingStatus``) follow
 ``docs/design.md``: camelCase keys, times as RFC 3339 UTC with a ``Z`` and whole seconds.
@@ -33,10 +34,17 @@ from rotator.core import clocks, durations, errors, reasons
 # --- Shared value types --------------------------------------------------------------------
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-# A verified domain of a tenant (contoso.onmicrosoft.com) is accepted wherever a tenant id is.
-_DOMAIN = re.compile(
-    r"^(?=.{1,253}$)(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$"
+# The URL rule of the CRDs, verbatim: https, a host of letters, digits, dashes and dots (so no
+# IPv6 literal, no underscore), an optional port and slash. normalize_url() explains most
+# misses more precisely; this catches what it would let through.
+_CRD_URL = re.compile(
+    r"^https://[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?([.][a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(:[0-9]{1,5})?/?$"
 )
+_MAX_URL: Final = 2048
+# Durations as the CRDs accept them: at most 9 digits per number, at most 40 characters.
+_MAX_DURATION_DIGITS: Final = 9
+_MAX_DURATION_TEXT: Final = 40
 _DNS1123_SUBDOMAIN = re.compile(
     r"^(?=.{1,253}$)[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$"
 )
@@ -54,6 +62,14 @@ RESERVED_TAG_PREFIX: Final = "rotator.dev/"
 MAX_USER_TAGS: Final = 13
 #: The annotation that requests a manual rotation (any new value, like ``cmctl renew``).
 ROTATE_ANNOTATION: Final = "rotator.dev/rotate"
+#: Entra ID caps client secrets at two years; ``rotation.validity`` and ``maxValidity`` too.
+MAX_VALIDITY: Final = dt.timedelta(days=730)
+#: The longest ``verify.timeout``: Entra ID propagation takes minutes, not hours.
+MAX_VERIFY_TIMEOUT: Final = dt.timedelta(hours=1)
+#: Key Vault secret names are at most 127 characters; ``<secretName>-rotator-staging`` must fit.
+MAX_KV_NAME: Final = 127
+#: The most jobs one DatabricksSecretBinding may list (the CRD's ``maxItems``).
+MAX_JOBS: Final = 50
 
 
 def _fail(problem: str) -> PydanticCustomError:
@@ -61,8 +77,9 @@ def _fail(problem: str) -> PydanticCustomError:
 
 
 def _fail_at(field: str, problem: str) -> PydanticCustomError:
-    # ``field`` is appended to the location of a model-level check, so the message points at
-    # the field the user must edit, not at its parent object.
+    # ``field`` is appended to the location of a model-level or list-level check, so the
+    # message points at the field the user must edit, not at its parent: ``renewBefore``
+    # gives ``spec.rotation.renewBefore``, ``[1].jobId`` gives ``spec.jobs[1].jobId``.
     return PydanticCustomError("rotator", "{problem}", {"problem": problem, "field": field})
 
 
@@ -94,10 +111,20 @@ def normalize_url(url: str) -> str:
 def _url(value: Any) -> Any:
     if not isinstance(value, str):
         return value
+    if len(value) > _MAX_URL:
+        raise _fail(f"must be at most {_MAX_URL} characters, got {len(value)}")
     try:
-        return normalize_url(value)
+        normal = normalize_url(value)
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    # The scheme is compared case-insensitively (RFC 3986), unlike the CRDs' regex: an
+    # upper-case HTTPS:// is harmless once normalised, and policies written that way parse.
+    if not _CRD_URL.match("https://" + value[len("https://") :]):
+        raise _fail(
+            "must be https:// and a host of letters, digits, dashes and dots, with an "
+            f"optional port and no path, like https://kv-data-eng.vault.azure.net, got {value!r}"
+        )
+    return normal
 
 
 def _guid(value: Any) -> Any:
@@ -107,9 +134,59 @@ def _guid(value: Any) -> Any:
 
 
 def _tenant(value: Any) -> Any:
-    if isinstance(value, str) and not (_GUID.match(value) or _DOMAIN.match(value)):
-        raise _fail(f"must be a tenant GUID or a verified domain name, got {value!r}")
+    # Only the GUID, as the CRDs require: a domain name can be renamed or moved to another
+    # tenant, and policies compare tenants by identity.
+    if isinstance(value, str) and not _GUID.match(value):
+        raise _fail(
+            f"must be a tenant GUID like 00000000-0000-0000-0000-0000000000aa, got {value!r}"
+            + (" (a domain name is not accepted)" if "." in value else "")
+        )
     return value.lower() if isinstance(value, str) else value
+
+
+def _length(low: int, high: int, what: str = "characters") -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not low <= len(value) <= high:
+            raise _fail(f"must be {low} to {high} {what} long, got {len(value)}")
+        return value
+
+    return check
+
+
+def _items(limit: int, what: str, *, unique: bool = False) -> Any:
+    """A list field's ``maxItems`` and, with ``unique``, its ``x-kubernetes-list-type: set``.
+
+    Checked on the raw list, before any item is normalised: the API server compares the
+    values as written, so ``AA`` and ``aa`` are two entries there, and here too.
+    """
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            return value
+        if len(value) > limit:
+            raise _fail(f"at most {limit} {what}, got {len(value)}")
+        if unique:
+            seen: dict[tuple[type, Any], int] = {}
+            for index, item in enumerate(value):
+                try:
+                    first = seen.setdefault((type(item), item), index)
+                except TypeError:  # unhashable: the item's own type check reports it
+                    continue
+                if first != index:
+                    raise _fail_at(f"[{index}]", f"duplicate value {item!r} (also at [{first}])")
+        return value
+
+    return check
+
+
+def _name(low: int, high: int, regex: re.Pattern[str], what: str) -> Any:
+    """A string with the CRD's ``minLength``/``maxLength`` and ``pattern``, length first.
+
+    The length is checked first so a too-long value gets a message that says so, without
+    echoing hundreds of characters back.
+    """
+    length, pattern = _length(low, high), _pattern(regex, what)
+    return lambda value: pattern(length(value))
 
 
 def _pattern(regex: re.Pattern[str], what: str) -> Any:
@@ -125,9 +202,34 @@ def _duration(value: Any) -> Any:
     if isinstance(value, dt.timedelta):
         return value
     try:
-        return durations.parse_duration(value)
+        parsed = durations.parse_duration(value)
     except durations.DurationError as exc:
         raise _fail(str(exc)) from None
+    # The CRDs' grammar is a little narrower than durations': at most 9 digits per number and
+    # 40 characters. With the maxima (730d, 1h) in force only leading zeros can tell them
+    # apart, but the operator must not accept what the API server would refuse.
+    if len(value) > _MAX_DURATION_TEXT:
+        raise _fail(f"{value!r}: at most {_MAX_DURATION_TEXT} characters")
+    if any(len(digits) > _MAX_DURATION_DIGITS for digits in re.findall(r"[0-9]+", value)):
+        raise _fail(f"{value!r}: at most {_MAX_DURATION_DIGITS} digits per number")
+    return parsed
+
+
+def _at_most(limit: dt.timedelta, why: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, dt.timedelta) and value > limit:
+            raise _fail(f"must be at most {_text(limit)} ({why}), got {_text(value)}")
+        return value
+
+    return check
+
+
+def _text(value: dt.timedelta) -> str:
+    # A timedelta built in Python (not parsed) may have no canonical text; say it anyway.
+    try:
+        return durations.format_duration(value)
+    except durations.DurationError:
+        return str(value)
 
 
 def parse_time(value: str) -> dt.datetime:
@@ -167,9 +269,13 @@ Time = Annotated[
     pydantic.PlainSerializer(format_time, return_type=str),
 ]
 ObjectName = Annotated[
-    str, pydantic.AfterValidator(_pattern(_DNS1123_SUBDOMAIN, "Kubernetes object name"))
+    str, pydantic.AfterValidator(_name(1, 253, _DNS1123_SUBDOMAIN, "Kubernetes object name"))
 ]
-NamespaceName = Annotated[str, pydantic.AfterValidator(_pattern(_DNS1123_LABEL, "namespace name"))]
+NamespaceName = Annotated[
+    str, pydantic.AfterValidator(_name(1, 63, _DNS1123_LABEL, "namespace name"))
+]
+#: Where the CRDs say ``type: boolean``: ``"yes"``, ``"true"`` or ``1`` is a mistake, not a bool.
+Bool = pydantic.StrictBool
 
 
 class _Model(pydantic.BaseModel):
@@ -211,7 +317,7 @@ def _describe(err: Any) -> str:
         return str(ctx.get("problem", err.get("msg", "is invalid")))
     msg = str(err.get("msg", "is invalid"))
     # pydantic says "Input should be ..."; a spec reader expects "must be ...".
-    return re.sub(r"^Input should be", "must be", msg)
+    return re.sub(r"^(?:Input|String|Tuple|Value) should", "must", msg)
 
 
 def _spec_error(exc: pydantic.ValidationError, root: str) -> errors.SpecError:
@@ -219,13 +325,14 @@ def _spec_error(exc: pydantic.ValidationError, root: str) -> errors.SpecError:
     for err in exc.errors(include_url=False, include_input=False):
         loc: list[Any] = list(err.get("loc", ()))
         ctx = err.get("ctx") or {}
-        if ctx.get("field"):
-            loc.append(ctx["field"])
         # Drop pydantic's internal markers for Annotated/function validators.
         loc = [p for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
         path = root
         for part in loc:
             path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        field = str(ctx.get("field") or "")
+        if field:
+            path += field if field.startswith("[") else f".{field}"
         pair = (path, _describe(err))
         if pair not in found:
             found.append(pair)
@@ -259,9 +366,14 @@ class ApplicationRef(_Model):
 
 
 class Rotation(_Model):
-    """Lifetimes: each secret lives ``validity``; rotation starts ``renewBefore`` its expiry."""
+    """Lifetimes: each secret lives ``validity``; rotation starts ``renewBefore`` its expiry.
 
-    validity: Duration = dt.timedelta(days=90)
+    ``overlap < renewBefore < validity <= 730d``: an old secret must outlive its overlap.
+    """
+
+    validity: Annotated[
+        Duration, pydantic.AfterValidator(_at_most(MAX_VALIDITY, "Entra ID caps client secrets"))
+    ] = dt.timedelta(days=90)
     renew_before: Duration = dt.timedelta(days=30)
     overlap: Duration = dt.timedelta(hours=24)
 
@@ -270,8 +382,14 @@ class Rotation(_Model):
         if self.renew_before >= self.validity:
             raise _fail_at(
                 "renewBefore",
-                f"must be shorter than validity ({durations.format_duration(self.validity)}), "
-                f"got {durations.format_duration(self.renew_before)}",
+                f"must be shorter than validity ({_text(self.validity)}), "
+                f"got {_text(self.renew_before)}",
+            )
+        if self.overlap >= self.renew_before:
+            raise _fail_at(
+                "overlap",
+                f"must be shorter than renewBefore ({_text(self.renew_before)}), got "
+                f"{_text(self.overlap)}: the old secret would expire before its overlap ends",
             )
         return self
 
@@ -287,19 +405,30 @@ def _check_tags(value: Any) -> Any:
         if not 1 <= len(str(name)) <= 512:
             raise _fail(f"tag names are 1 to 512 characters, got {len(str(name))}")
         if isinstance(tag, str) and len(tag) > 256:
-            raise _fail(f"tag {name!r}: values are at most 256 characters")
+            # At the tag itself, as the API server reports it: spec.keyVault.tags.owner.
+            raise _fail_at(str(name), f"values are at most 256 characters, got {len(tag)}")
     return value
 
 
 STAGING_SUFFIX: Final = "-rotator-staging"
 
 
+#: The longest ``spec.keyVault.secretName``: 111 + len("-rotator-staging") = 127.
+MAX_SECRET_NAME: Final = MAX_KV_NAME - len(STAGING_SUFFIX)
+
+
 def _kv_secret_name(value: Any) -> Any:
     if isinstance(value, str):
+        if len(value) > MAX_SECRET_NAME:
+            raise _fail(
+                f"must be at most {MAX_SECRET_NAME} characters, got {len(value)}, so that "
+                f"<secretName>{STAGING_SUFFIX} fits Key Vault's {MAX_KV_NAME}"
+            )
         if not _KV_NAME.match(value):
             raise _fail(f"{value!r} is not a Key Vault secret name ([0-9a-zA-Z-], 1 to 127)")
-        if value.endswith(STAGING_SUFFIX):
-            raise _fail(f"names ending in {STAGING_SUFFIX!r} are reserved for staging")
+        # Key Vault names are case-insensitive: X-ROTATOR-STAGING is the same secret.
+        if value.lower().endswith(STAGING_SUFFIX):
+            raise _fail(f"names ending in {STAGING_SUFFIX!r} (any case) are reserved for staging")
     return value
 
 
@@ -320,8 +449,11 @@ class KeyVaultTarget(_Model):
 class Verify(_Model):
     """Prove a new secret authenticates before anyone uses it."""
 
-    enabled: bool = True
-    timeout: Duration = dt.timedelta(minutes=5)
+    enabled: Bool = True
+    timeout: Annotated[
+        Duration,
+        pydantic.AfterValidator(_at_most(MAX_VERIFY_TIMEOUT, "propagation takes minutes")),
+    ] = dt.timedelta(minutes=5)
 
 
 class ServicePrincipalSecretSpec(_SpecModel):
@@ -332,7 +464,7 @@ class ServicePrincipalSecretSpec(_SpecModel):
     rotation: Rotation = pydantic.Field(default_factory=Rotation)
     key_vault: KeyVaultTarget
     verify: Verify = pydantic.Field(default_factory=Verify)
-    suspend: bool = False
+    suspend: Bool = False
     deletion_policy: Literal["Retain", "Revoke"] = "Retain"
 
     @property
@@ -363,7 +495,7 @@ class KeyVaultSource(_Model):
 
     vault_url: HttpsUrl
     secret_name: Annotated[
-        str, pydantic.AfterValidator(_pattern(_KV_NAME, "Key Vault secret name"))
+        str, pydantic.AfterValidator(_name(1, MAX_KV_NAME, _KV_NAME, "Key Vault secret name"))
     ]
 
 
@@ -384,7 +516,7 @@ class SecretKeyRef(_Model):
     """A key of a Kubernetes Secret in the same namespace."""
 
     name: ObjectName
-    key: Annotated[str, pydantic.AfterValidator(_pattern(_SECRET_KEY, "Secret key"))]
+    key: Annotated[str, pydantic.AfterValidator(_name(1, 253, _SECRET_KEY, "Secret key"))]
 
 
 class WorkspaceAuth(_Model):
@@ -403,9 +535,11 @@ class Workspace(_Model):
 class Scope(_Model):
     """The secret scope and key the value is written to (or, if KV-backed, read from)."""
 
-    name: Annotated[str, pydantic.AfterValidator(_pattern(_DBX_SCOPE, "Databricks scope name"))]
-    key: Annotated[str, pydantic.AfterValidator(_pattern(_DBX_KEY, "Databricks secret key"))]
-    create: bool = False
+    name: Annotated[
+        str, pydantic.AfterValidator(_name(1, 128, _DBX_SCOPE, "Databricks scope name"))
+    ]
+    key: Annotated[str, pydantic.AfterValidator(_name(1, 128, _DBX_KEY, "Databricks secret key"))]
+    create: Bool = False
 
     @property
     def reference(self) -> str:
@@ -414,17 +548,32 @@ class Scope(_Model):
 
 
 class JobRef(_Model):
-    """A Databricks job whose clusters must reference the secret; exactly one of name / id."""
+    """A Databricks job whose clusters must reference the secret; exactly one of name / id.
+
+    It names at least one ``env`` variable or ``sparkConf`` key: a job entry that would change
+    nothing is a mistake the user should hear about.
+    """
 
     job_name: Annotated[str, pydantic.Field(min_length=1, max_length=4096)] | None = None
-    job_id: Annotated[int, pydantic.Field(gt=0)] | None = None
-    env: tuple[
-        Annotated[str, pydantic.AfterValidator(_pattern(_ENV_NAME, "environment variable"))],
-        ...,
+    # int64, as the CRD says; a string "7" or a bool is a mistake, not a job id.
+    job_id: Annotated[pydantic.StrictInt, pydantic.Field(gt=0, le=2**63 - 1)] | None = None
+    env: Annotated[
+        tuple[
+            Annotated[
+                str, pydantic.AfterValidator(_name(1, 256, _ENV_NAME, "environment variable"))
+            ],
+            ...,
+        ],
+        pydantic.BeforeValidator(_items(32, "env entries", unique=True)),
     ] = ()
-    spark_conf: tuple[
-        Annotated[str, pydantic.AfterValidator(_pattern(_SPARK_CONF_KEY, "Spark conf key"))],
-        ...,
+    spark_conf: Annotated[
+        tuple[
+            Annotated[
+                str, pydantic.AfterValidator(_name(1, 512, _SPARK_CONF_KEY, "Spark conf key"))
+            ],
+            ...,
+        ],
+        pydantic.BeforeValidator(_items(32, "sparkConf entries", unique=True)),
     ] = ()
     restart: Literal["IfRunning", "Never"] = "Never"
 
@@ -432,6 +581,9 @@ class JobRef(_Model):
     def _exactly_one(self) -> Self:
         if (self.job_name is None) == (self.job_id is None):
             raise _fail("set exactly one of jobName or jobId")
+        if not self.env and not self.spark_conf:
+            # A job the binding would not change is a typo, not a wish; say so.
+            raise _fail("name at least one env variable or sparkConf key for the secret")
         return self
 
     @property
@@ -442,12 +594,14 @@ class JobRef(_Model):
 
 def _unique_jobs(value: Any) -> Any:
     if isinstance(value, tuple):
-        seen: set[tuple[str, object]] = set()
-        for job in value:
-            key = ("name", job.job_name) if job.job_name is not None else ("id", job.job_id)
-            if key in seen:
-                raise _fail(f"{job.label} is listed twice")
-            seen.add(key)
+        seen: dict[tuple[str, object], int] = {}
+        for index, job in enumerate(value):
+            field = "jobName" if job.job_name is not None else "jobId"
+            first = seen.setdefault((field, job.job_name or job.job_id), index)
+            if first != index:
+                raise _fail_at(
+                    f"[{index}].{field}", f"{job.label} is listed twice (also at [{first}])"
+                )
     return value
 
 
@@ -457,18 +611,31 @@ class DatabricksSecretBindingSpec(_SpecModel):
     source: BindingSource
     workspace: Workspace
     scope: Scope
-    jobs: Annotated[tuple[JobRef, ...], pydantic.AfterValidator(_unique_jobs)] = ()
+    jobs: Annotated[
+        tuple[JobRef, ...],
+        pydantic.BeforeValidator(_items(MAX_JOBS, "jobs")),
+        pydantic.AfterValidator(_unique_jobs),
+    ] = ()
 
 
 # --- RotationPolicy ------------------------------------------------------------------------
 
 
+LabelValue = Annotated[str, pydantic.AfterValidator(_length(0, 63))]
+
+
+def _at_most_labels(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) > 64:
+        raise _fail(f"at most 64 labels, got {len(value)}")
+    return value
+
+
 class LabelSelectorRequirement(_Model):
     """One ``matchExpressions`` entry, with Kubernetes semantics."""
 
-    key: str
+    key: Annotated[str, pydantic.AfterValidator(_length(1, 317))]
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: tuple[str, ...] = ()
+    values: Annotated[tuple[LabelValue, ...], pydantic.BeforeValidator(_items(64, "values"))] = ()
 
     @pydantic.model_validator(mode="after")
     def _values_fit_operator(self) -> Self:
@@ -492,8 +659,13 @@ class LabelSelectorRequirement(_Model):
 class LabelSelector(_Model):
     """A Kubernetes label selector; an empty selector matches every namespace."""
 
-    match_labels: dict[str, str] = pydantic.Field(default_factory=dict)
-    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+    match_labels: Annotated[dict[str, LabelValue], pydantic.BeforeValidator(_at_most_labels)] = (
+        pydantic.Field(default_factory=dict)
+    )
+    match_expressions: Annotated[
+        tuple[LabelSelectorRequirement, ...],
+        pydantic.BeforeValidator(_items(64, "matchExpressions")),
+    ] = ()
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether ``labels`` satisfy every term (AND, as Kubernetes does)."""
@@ -505,13 +677,46 @@ class LabelSelector(_Model):
 class RotationPolicySpec(_SpecModel):
     """``spec`` of a RotationPolicy. ``None`` on a list means "no restriction on that axis"."""
 
-    namespaces: tuple[NamespaceName, ...] | None = None
+    # The lists are sets in the CRD: a duplicate is an error there, so here too.
+    namespaces: (
+        Annotated[
+            tuple[NamespaceName, ...],
+            pydantic.BeforeValidator(_items(256, "namespaces", unique=True)),
+        ]
+        | None
+    ) = None
     namespace_selector: LabelSelector | None = None
-    tenants: tuple[TenantId, ...] | None = None
-    applications: tuple[Guid, ...] | None = None
-    key_vaults: tuple[HttpsUrl, ...] | None = None
-    databricks_workspaces: tuple[HttpsUrl, ...] | None = None
-    max_validity: Duration | None = None
+    tenants: (
+        Annotated[
+            tuple[TenantId, ...], pydantic.BeforeValidator(_items(256, "tenants", unique=True))
+        ]
+        | None
+    ) = None
+    applications: (
+        Annotated[
+            tuple[Guid, ...], pydantic.BeforeValidator(_items(1024, "applications", unique=True))
+        ]
+        | None
+    ) = None
+    key_vaults: (
+        Annotated[
+            tuple[HttpsUrl, ...], pydantic.BeforeValidator(_items(256, "key vaults", unique=True))
+        ]
+        | None
+    ) = None
+    databricks_workspaces: (
+        Annotated[
+            tuple[HttpsUrl, ...], pydantic.BeforeValidator(_items(256, "workspaces", unique=True))
+        ]
+        | None
+    ) = None
+    max_validity: (
+        Annotated[
+            Duration,
+            pydantic.AfterValidator(_at_most(MAX_VALIDITY, "Entra ID caps client secrets")),
+        ]
+        | None
+    ) = None
 
     @pydantic.model_validator(mode="after")
     def _selects_namespaces(self) -> Self:
