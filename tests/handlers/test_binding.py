@@ -1,0 +1,415 @@
+"""DatabricksSecretBinding passes against fakes at our ports (workspace, Secret reader, status,
+Key Vault, policies, events): what is written where, what is never called, and the status."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from rotator.clouds import databricks
+from rotator.core import errors, models
+from rotator.handlers import binding, waking
+from tests.handlers import fakes
+
+HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
+VALUE = "s3cr3t-value-from-key-vault"
+NEWER = "an0ther-secret-value"
+
+
+class FakeWorkspace:
+    """One workspace: scopes with values, jobs with settings, active runs; records calls."""
+
+    def __init__(self) -> None:
+        self.scopes: dict[str, databricks.ScopeInfo] = {}
+        self.values: dict[tuple[str, str], str] = {}
+        self.jobs: dict[int, dict[str, Any]] = {}
+        self.runs: dict[int, list[int]] = {}
+        self.calls: list[tuple[Any, ...]] = []
+        self.fail: dict[str, errors.RotatorError] = {}
+        self._next_run = 900
+
+    def _call(self, *what: Any) -> None:
+        self.calls.append(what)
+        if what[0] in self.fail:
+            raise self.fail[what[0]]
+
+    async def get_scope(self, name: str) -> databricks.ScopeInfo | None:
+        self._call("get_scope", name)
+        return self.scopes.get(name)
+
+    async def create_scope(self, name: str) -> None:
+        self._call("create_scope", name)
+        self.scopes[name] = databricks.ScopeInfo(name, "DATABRICKS")
+
+    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
+        self._call("put_secret", scope, key)
+        self.values[(scope, key)] = value.reveal()
+
+    async def resolve_job(self, *, job_id: int | None = None, job_name: str | None = None) -> int:
+        self._call("resolve_job", job_id, job_name)
+        if job_id is not None:
+            return job_id
+        for found, settings in self.jobs.items():
+            if settings.get("name") == job_name:
+                return found
+        raise errors.NotFound(f"no job named {job_name!r}")
+
+    async def get_job_settings(self, job_id: int) -> dict[str, Any]:
+        self._call("get_job_settings", job_id)
+        if job_id not in self.jobs:
+            raise errors.NotFound(f"job {job_id} does not exist")
+        return copy.deepcopy(self.jobs[job_id])
+
+    async def update_job(self, job_id: int, new_settings: dict[str, Any]) -> None:
+        self._call("update_job", job_id)
+        settings = self.jobs[job_id]
+        for field, key in (("tasks", "task_key"), ("job_clusters", "job_cluster_key")):
+            for entry in new_settings.get(field, []):
+                settings[field] = [e for e in settings[field] if e[key] != entry[key]] + [entry]
+
+    async def active_runs(self, job_id: int) -> list[int]:
+        self._call("active_runs", job_id)
+        return list(self.runs.get(job_id, []))
+
+    async def cancel_run(self, run_id: int) -> None:
+        self._call("cancel_run", run_id)
+        for job_id, runs in self.runs.items():
+            if run_id in runs:
+                # A continuous job restarts by itself: a new run replaces the cancelled one.
+                self._next_run += 1
+                self.runs[job_id] = [r for r in runs if r != run_id] + [self._next_run]
+
+    def writes(self) -> list[tuple[Any, ...]]:
+        return [c for c in self.calls if c[0] in ("put_secret", "create_scope", "update_job")]
+
+
+class FakeSecrets:
+    def __init__(self, data: dict[tuple[str, str], str] | None = None) -> None:
+        self.data = data or {}
+        self.calls: list[tuple[str, str]] = []
+
+    async def read(self, namespace: str, name: str, key: str) -> errors.SecretText:
+        self.calls.append((name, key))
+        if (name, key) not in self.data:
+            raise errors.NotFound(f"Secret {namespace}/{name} does not exist")
+        return errors.SecretText(self.data[(name, key)])
+
+
+def dsb_body(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "source": {"servicePrincipalSecretRef": {"name": fakes.NAME}},
+        "workspace": {"host": HOST},
+        "scope": {"name": "etl", "key": "client-secret", "create": True},
+        "jobs": [],
+    }
+    base.update(spec)
+    return {
+        "apiVersion": "rotator.dev/v1alpha1",
+        "kind": "DatabricksSecretBinding",
+        "metadata": {"name": "etl-prod", "namespace": fakes.NS, "uid": "u-2", "generation": 1},
+        "spec": base,
+    }
+
+
+def job(name: str, *, continuous: bool = False) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "name": name,
+        "tags": {"team": "data"},
+        "tasks": [
+            {"task_key": "t", "new_cluster": {"spark_version": "15.4", "num_workers": 2}},
+            {"task_key": "u", "existing_cluster_id": "c-1"},
+        ],
+    }
+    if continuous:
+        settings["continuous"] = {"pause_status": "UNPAUSED"}
+    return settings
+
+
+class Env:
+    """A runtime with fakes, a source sps with a current secret in the vault, one binding."""
+
+    def __init__(self, body: dict[str, Any] | None = None, *, source_ready: bool = True) -> None:
+        self.w = fakes.world()
+        self.workspace = FakeWorkspace()
+        self.secrets = FakeSecrets()
+        self.api = fakes.FakeApi(body or dsb_body())
+        self.tokens: list[str | None] = []
+        if source_ready:
+            self.issue(VALUE, "key-1")
+
+        def workspaces(host: str, token: errors.SecretText | None) -> binding.Workspace:
+            assert host == HOST
+            self.tokens.append(token.reveal() if token is not None else None)
+            return self.workspace
+
+        self.ports = binding.Ports(workspaces=workspaces, secrets=self.secrets, bindings=self.api)
+
+    def issue(self, value: str, key_id: str) -> str:
+        """A new current secret of the source sps, stored as a new Key Vault version."""
+        stored = self.w.vault.versions.setdefault(fakes.SECRET, [])
+        version = f"v{len(stored) + 1}"
+        props = fakes.keyvault.SecretVersion(fakes.SECRET, version, {}, True, None, None)
+        stored.append((props, value))
+        self.w.api.body["status"] = {
+            "current": {
+                "keyId": key_id,
+                "expiresAt": "2027-02-24T05:00:00Z",
+                "keyVaultVersion": version,
+            }
+        }
+        return version
+
+    async def run(self) -> float | None:
+        return await binding.reconcile(self.w.rt, self.ports, fakes.NS, "etl-prod")
+
+    def status(self) -> models.DatabricksSecretBindingStatus:
+        return models.DatabricksSecretBindingStatus.from_dict(self.api.body.get("status"))
+
+    def condition(self, type_: str) -> models.Condition | None:
+        return next((c for c in self.status().conditions if c.type == type_), None)
+
+    def everything_shown(self) -> str:
+        """Every status patch and event, as text (for leak checks)."""
+        return json.dumps(self.api.patches) + json.dumps(self.w.events.posted)
+
+
+async def test_sync_from_sps_writes_the_current_version_and_records_it() -> None:
+    env = Env()
+    wait = await env.run()
+    assert env.workspace.values == {("etl", "client-secret"): VALUE}
+    assert ("create_scope", "etl") in env.workspace.calls
+    status = env.status()
+    assert (status.synced_version, status.synced_key_id) == ("v1", "key-1")
+    assert status.last_sync_time == fakes.T0 and status.observed_generation == 1
+    ready = env.condition("Ready")
+    assert ready is not None and ready.status == "True" and ready.reason == "Synced"
+    assert env.condition("Reconciling") is None and env.condition("Stalled") is None
+    assert env.w.events.reasons() == ["Synced"]
+    assert env.tokens == [None]  # the operator's own identity: no PAT
+    assert wait is None  # sps-sourced: sleeps until woken
+    assert VALUE not in env.everything_shown()
+
+
+async def test_up_to_date_binding_makes_no_call_and_no_write() -> None:
+    env = Env()
+    await env.run()
+    calls, vault_calls, patches = (
+        len(env.workspace.calls),
+        len(env.w.vault.calls),
+        len(env.api.patches),
+    )
+    await env.run()
+    assert len(env.workspace.calls) == calls
+    assert len(env.w.vault.calls) == vault_calls
+    assert len(env.api.patches) == patches
+
+
+async def test_new_source_version_is_synced_and_restarts_continuous_jobs() -> None:
+    body = dsb_body(
+        jobs=[
+            {"jobName": "stream", "env": ["AZURE_CLIENT_SECRET"], "restart": "IfRunning"},
+            {"jobName": "keep", "env": ["AZURE_CLIENT_SECRET"], "restart": "Never"},
+        ]
+    )
+    env = Env(body)
+    env.workspace.jobs = {7: job("stream", continuous=True), 8: job("keep", continuous=True)}
+    env.workspace.runs = {7: [70], 8: [80]}
+    await env.run()
+    first = {j.job_name: j for j in env.status().jobs}
+    assert first["stream"].changed and first["stream"].restarted_runs == 1
+    assert first["keep"].changed and first["keep"].restarted_runs == 0
+    assert env.workspace.runs[8] == [80]
+    ref = "{{secrets/etl/client-secret}}"
+    cluster = env.workspace.jobs[7]["tasks"][-1]["new_cluster"]
+    assert cluster == {
+        "spark_version": "15.4",
+        "num_workers": 2,
+        "spark_env_vars": {"AZURE_CLIENT_SECRET": ref},
+    }
+    assert env.workspace.jobs[7]["tags"] == {"team": "data"}
+
+    env.issue(NEWER, "key-2")
+    updates = sum(1 for c in env.workspace.calls if c[0] == "update_job")
+    await env.run()
+    assert env.workspace.values[("etl", "client-secret")] == NEWER
+    second = {j.job_name: j for j in env.status().jobs}
+    assert not second["stream"].changed and second["stream"].restarted_runs == 1
+    assert sum(1 for c in env.workspace.calls if c[0] == "update_job") == updates
+    assert env.workspace.runs[8] == [80]
+    assert env.status().synced_key_id == "key-2"
+    assert env.w.events.reasons().count("RunsRestarted") == 2
+    assert NEWER not in env.everything_shown() and VALUE not in env.everything_shown()
+
+
+async def test_non_continuous_job_is_not_cancelled_and_says_why() -> None:
+    env = Env(dsb_body(jobs=[{"jobId": 5, "sparkConf": ["a.b"], "restart": "IfRunning"}]))
+    env.workspace.jobs = {5: job("batch")}
+    env.workspace.runs = {5: [55]}
+    await env.run()
+    assert ("cancel_run", 55) not in env.workspace.calls
+    (only,) = env.status().jobs
+    assert only.job_id == 5 and only.restarted_runs == 0 and "not a continuous job" in only.message
+
+
+async def test_policy_denial_stalls_with_one_event_and_no_cloud_call() -> None:
+    env = Env()
+    env.w.policies.clear()
+    assert await env.run() is None
+    stalled = env.condition("Stalled")
+    assert stalled is not None and stalled.reason == "NotAuthorized"
+    assert env.workspace.calls == [] and env.w.vault.calls == [] and env.tokens == []
+    await env.run()
+    assert env.w.events.posted and all(t == "Warning" for t, _, _ in env.w.events.posted)
+    assert env.w.events.reasons() == ["NotAuthorized"]
+    assert env.status().synced_version is None
+
+
+async def test_keyvault_backed_scope_is_checked_and_never_written() -> None:
+    env = Env(dsb_body(scope={"name": "kv", "key": fakes.SECRET}))
+    env.workspace.scopes["kv"] = databricks.ScopeInfo(
+        "kv", "AZURE_KEYVAULT", keyvault_dns=fakes.VAULT.upper() + "/"
+    )
+    await env.run()
+    assert env.workspace.writes() == []
+    assert ("read", fakes.SECRET) not in env.w.vault.calls  # the value is not even read
+    assert env.status().synced_version == "v1"
+
+
+@pytest.mark.parametrize(
+    ("dns", "key", "says"),
+    [
+        ("https://another.vault.azure.net/", fakes.SECRET, "another.vault.azure.net"),
+        (fakes.VAULT + "/", "other-name", "set scope.key"),
+    ],
+)
+async def test_keyvault_backed_scope_of_another_vault_or_name_stalls(
+    dns: str, key: str, says: str
+) -> None:
+    env = Env(dsb_body(scope={"name": "kv", "key": key}))
+    env.workspace.scopes["kv"] = databricks.ScopeInfo("kv", "AZURE_KEYVAULT", keyvault_dns=dns)
+    await env.run()
+    stalled = env.condition("Stalled")
+    assert stalled is not None and stalled.reason == "DatabricksError" and says in stalled.message
+    assert env.workspace.writes() == []
+    assert env.status().synced_version is None
+
+
+async def test_missing_scope_without_create_stalls() -> None:
+    env = Env(dsb_body(scope={"name": "etl", "key": "k", "create": False}))
+    await env.run()
+    stalled = env.condition("Stalled")
+    assert stalled is not None and stalled.reason == "NotFound"
+    assert env.workspace.writes() == []
+
+
+async def test_failed_job_keeps_synced_fields_behind() -> None:
+    env = Env(dsb_body(jobs=[{"jobName": "missing", "env": ["X"]}]))
+    wait = await env.run()
+    status = env.status()
+    assert status.synced_key_id is None and status.synced_version is None
+    assert status.failures == 1 and "missing" in status.last_error
+    (only,) = status.jobs
+    assert only.job_name == "missing" and "no job named" in only.message
+    assert wait == env.w.rt.config.drift_check_interval.total_seconds()
+    # The value itself did reach the scope; only the record waits for the jobs.
+    assert env.workspace.values == {("etl", "client-secret"): VALUE}
+
+
+async def test_transient_failure_retries_with_backoff_and_recovers() -> None:
+    env = Env()
+    env.workspace.fail["put_secret"] = errors.TransientError("workspace busy", retry_after=30)
+    wait = await env.run()
+    assert wait is not None and wait >= 30
+    reconciling = env.condition("Reconciling")
+    assert reconciling is not None and reconciling.reason == "TransientError"
+    assert env.status().synced_key_id is None
+    env.workspace.fail.clear()
+    env.w.clock.advance(dt.timedelta(seconds=wait))
+    await env.run()
+    status = env.status()
+    assert status.synced_key_id == "key-1" and status.failures == 0 and status.last_error == ""
+    assert env.condition("Reconciling") is None
+
+
+async def test_source_without_current_secret_waits_without_cloud_calls() -> None:
+    env = Env(source_ready=False)
+    assert await env.run() is None
+    ready = env.condition("Ready")
+    assert ready is not None and ready.status == "False" and ready.reason == "SourceNotReady"
+    assert env.workspace.calls == [] and env.w.vault.calls == []
+
+
+async def test_keyvault_source_reads_latest_once_per_drift_interval() -> None:
+    env = Env(dsb_body(source={"keyVault": {"vaultUrl": fakes.VAULT, "secretName": fakes.SECRET}}))
+    wait = await env.run()
+    assert env.workspace.values[("etl", "client-secret")] == VALUE
+    assert env.status().synced_key_id is None and env.status().synced_version == "v1"
+    assert wait == 3600.0
+    calls = len(env.w.vault.calls)
+    await env.run()  # woken early: not due, no call at all
+    assert len(env.w.vault.calls) == calls
+    env.issue(NEWER, "ignored")
+    env.w.clock.advance(dt.timedelta(hours=1))
+    await env.run()
+    assert env.workspace.values[("etl", "client-secret")] == NEWER
+    assert env.status().synced_version == "v2"
+
+
+async def test_pat_from_secret_is_used_and_a_missing_one_stalls() -> None:
+    auth = {"host": HOST, "auth": {"patSecretRef": {"name": "dbx-pat", "key": "token"}}}
+    env = Env(dsb_body(workspace=auth))
+    env.secrets.data[("dbx-pat", "token")] = "dapi-123"
+    await env.run()
+    assert env.tokens == ["dapi-123"]
+    assert "dapi-123" not in env.everything_shown()
+
+    missing = Env(dsb_body(workspace=auth))
+    await missing.run()
+    stalled = missing.condition("Stalled")
+    assert stalled is not None and stalled.reason == "NotFound" and "dbx-pat" in stalled.message
+    assert missing.tokens == [] and missing.workspace.calls == []
+
+
+async def test_invalid_spec_stalls() -> None:
+    env = Env(dsb_body(scope={"name": "bad scope!", "key": "k"}))
+    await env.run()
+    stalled = env.condition("Stalled")
+    assert (
+        stalled is not None and stalled.reason == "InvalidSpec" and "spec.scope" in stalled.message
+    )
+    assert env.workspace.calls == []
+
+
+def test_source_change_wakes_exactly_the_bindings_of_that_sps() -> None:
+    rt = fakes.world().rt
+
+    class Entry:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    index: Mapping[tuple[str, str], list[Entry]] = {
+        ("ns", "sp"): [Entry("ns/a"), Entry("ns/b")],
+        ("ns", "other"): [Entry("ns/c")],
+    }
+    assert binding.wake_bindings_of(rt, index, "ns", "sp") == 2
+    events = rt.wakers._events
+    assert events[binding.binding_key("ns", "a")].is_set()
+    assert events[binding.binding_key("ns", "b")].is_set()
+    assert binding.binding_key("ns", "c") not in events
+    # A binding's key never collides with an sps of the same name.
+    assert binding.binding_key("ns", "sp") != waking.key("ns", "sp")
+
+
+def test_source_fingerprint_follows_current_secret_and_vault_only() -> None:
+    body = fakes.sps_body()
+    body["status"] = {"current": {"keyId": "k1", "keyVaultVersion": "v1"}, "failures": 0}
+    before = binding.source_fingerprint(body)
+    body["status"]["failures"] = 3
+    assert binding.source_fingerprint(body) == before
+    body["status"]["current"]["keyVaultVersion"] = "v2"
+    assert binding.source_fingerprint(body) != before
