@@ -13,6 +13,7 @@ does anything and is not counted.
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections import Counter
 from typing import Any
 
@@ -100,3 +101,12 @@ def test_each_rotation_makes_exactly_the_needed_calls(
     idle = calls(sandbox, t, start)
     idle.pop("entra.token", None)
     assert idle == Counter()
+
+    # The same story in Prometheus metrics, with bounded labels and no secret anywhere.
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as answer:
+        text = answer.read().decode()
+    assert 'rotator_rotations_total{reason="ManualRequest",result="succeeded"}' in text
+    assert 'rotator_cloud_calls_total{operation="addPassword",outcome="ok",service="graph"}' in text
+    assert f'rotator_secret_seconds_until_expiry{{name="{t.name}",namespace="{t.ns}"}}' in text
+    for secret in sandbox.minted_secrets():
+        assert secret not in text
