@@ -88,7 +88,7 @@ def _add_run(sub: Any) -> None:
         action="store_false",
         help="do not require a RotationPolicy (unsafe: for single-tenant dev clusters only)",
     )
-    run.add_argument("--max-workers", type=int, default=4, help="threads for sync calls")
+    run.add_argument("--max-workers", type=int, default=8, help="threads for sync calls")
 
 
 def config_from_args(args: argparse.Namespace) -> operator_settings.OperatorConfig:

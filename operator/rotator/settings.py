@@ -77,7 +77,7 @@ class OperatorConfig:
     graph_writes_per_second: float = 2.0
     drift_check_interval: dt.timedelta = dt.timedelta(hours=1)
     enforce_policies: bool = True
-    max_workers: int = 4
+    max_workers: int = 8
 
     def __post_init__(self) -> None:
         # Refuse nonsense at start-up, with the flag's name, rather than misbehave later.

@@ -40,3 +40,12 @@ async def test_wake_all_reaches_every_known_object() -> None:
     await asyncio.sleep(0)
     wakers.wake_all()
     assert await asyncio.wait_for(asyncio.gather(*sleepers), 1) == [True, True]
+
+
+async def test_a_wake_from_another_thread_reaches_the_sleeper() -> None:
+    # kopf runs sync handlers in worker threads.
+    wakers = waking.Wakers()
+    sleeping = asyncio.ensure_future(wakers.sleep("ns/a", 60))
+    await asyncio.sleep(0)
+    await asyncio.to_thread(wakers.wake, "ns/a")
+    assert await asyncio.wait_for(sleeping, 1) is True

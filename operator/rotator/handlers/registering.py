@@ -8,6 +8,8 @@ Everything here stops at the kopf signature: typed values go into the handler mo
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import importlib
 import importlib.util
 import logging
@@ -97,6 +99,13 @@ async def startup(
     config: operator_settings.OperatorConfig = memo["config"]
     cloud: cloud_settings.CloudSettings = memo["cloud"]
     operator_settings.configure_kopf(settings, config)
+    # asyncio.to_thread (Kubernetes client, Databricks SDK) uses the loop's default executor:
+    # bound it like kopf's own, so sync work cannot grow threads without limit.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(
+            max_workers=config.max_workers, thread_name_prefix="rotator-sync"
+        )
+    )
     rt, closers = build_runtime(config, cloud, kwargs)
     memo["runtime"] = rt
     memo["closers"] = closers
@@ -216,6 +225,8 @@ def _accounting_reader(index: Any) -> Any:
 
 
 # --- The per-object daemon and its wake-ups -------------------------------------------------
+# The event handlers are async on purpose: kopf runs sync handlers in a thread pool, and an
+# asyncio.Event must be set from the loop's own thread.
 
 
 @kopf.daemon(GROUP, VERSION, SPS, id="lifecycle", cancellation_timeout=10.0)
@@ -227,7 +238,9 @@ async def lifecycle(
 
 
 @kopf.on.event(GROUP, VERSION, SPS)
-def secret_changed(namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **_: Any) -> None:
+async def secret_changed(
+    namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **_: Any
+) -> None:
     """A user changed the spec or the rotate annotation: wake its daemon."""
     rt = memo.get("runtime")
     if isinstance(rt, runtime.Runtime):
@@ -240,7 +253,7 @@ def secret_changed(namespace: str | None, name: str, meta: kopf.Meta, memo: Any,
 
 
 @kopf.on.event(GROUP, VERSION, DSB)
-def binding_changed(namespace: str | None, spec: kopf.Spec, memo: Any, **_: Any) -> None:
+async def binding_changed(namespace: str | None, spec: kopf.Spec, memo: Any, **_: Any) -> None:
     """A binding synced (or changed): the secret it references may retire an old one now."""
     rt = memo.get("runtime")
     ref = (spec.get("source") or {}).get("servicePrincipalSecretRef") or {}
@@ -249,7 +262,7 @@ def binding_changed(namespace: str | None, spec: kopf.Spec, memo: Any, **_: Any)
 
 
 @kopf.on.event(GROUP, VERSION, RPOL)
-def policy_changed(memo: Any, **_: Any) -> None:
+async def policy_changed(memo: Any, **_: Any) -> None:
     """A policy changed: every resource re-checks (a pure check; no cloud call if still denied)."""
     rt = memo.get("runtime")
     if isinstance(rt, runtime.Runtime):
@@ -257,7 +270,7 @@ def policy_changed(memo: Any, **_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "namespaces")
-def namespace_changed(memo: Any, **_: Any) -> None:
+async def namespace_changed(memo: Any, **_: Any) -> None:
     """Namespace labels may select (or stop selecting) a policy."""
     rt = memo.get("runtime")
     if isinstance(rt, runtime.Runtime):

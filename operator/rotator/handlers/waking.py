@@ -25,20 +25,32 @@ class Wakers:
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
         self._seen: dict[str, Hashable] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _event(self, obj: str) -> asyncio.Event:
         if obj not in self._events:
             self._events[obj] = asyncio.Event()
         return self._events[obj]
 
+    def _set(self, event: asyncio.Event) -> None:
+        # kopf runs sync handlers in worker threads; an asyncio.Event must be set from its
+        # loop's thread, or the sleeper may never notice.
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(event.set)
+                return
+        event.set()
+
     def wake(self, obj: str) -> None:
-        """Make the object's daemon look again now."""
-        self._event(obj).set()
+        """Make the object's daemon look again now (safe from any thread)."""
+        self._set(self._event(obj))
 
     def wake_all(self) -> None:
         """Every known object looks again (a policy or namespace changed)."""
-        for event in self._events.values():
-            event.set()
+        for event in list(self._events.values()):
+            self._set(event)
 
     def wake_if_changed(self, obj: str, fingerprint: Hashable) -> bool:
         """Wake ``obj`` when ``fingerprint`` differs from the one seen last (not on first sight).
@@ -55,6 +67,7 @@ class Wakers:
 
     async def sleep(self, obj: str, seconds: float | None) -> bool:
         """Sleep up to ``seconds`` (None: until woken); True if woken early."""
+        self._loop = asyncio.get_running_loop()
         event = self._event(obj)
         woken = False
         if not event.is_set():
