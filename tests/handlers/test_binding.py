@@ -16,6 +16,13 @@ from rotator.core import errors, models
 from rotator.handlers import binding, waking
 from tests.handlers import fakes
 
+
+@pytest.fixture(autouse=True)
+def fresh_failure_counts() -> None:
+    # The handler counts failures per binding in process memory; each test starts clean.
+    binding._FAILURES.clear()
+
+
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
 VALUE = "s3cr3t-value-from-key-vault"
 NEWER = "an0ther-secret-value"

@@ -438,7 +438,7 @@ def _kv_check_due(p: Pass, memory: runtime.Memory, now: dt.datetime) -> bool:
     """Whether a keyVault-sourced binding should read the vault in this pass."""
     if memory.drift_checked is None or memory.retry_at is not None:
         return True
-    if p.status.observed_generation != p.meta.generation or p.status.failures:
+    if p.status.observed_generation != p.meta.generation or _FAILURES.get(p.key):
         return True
     return now >= memory.drift_checked + p.rt.config.drift_check_interval
 
@@ -449,7 +449,7 @@ def _up_to_date(p: Pass, source: Source) -> bool:
         status.synced_version == source.version
         and status.synced_key_id == source.key_id
         and status.observed_generation == p.meta.generation
-        and status.failures == 0
+        and not _FAILURES.get(p.key)
         and not conditions.is_true(status.conditions, conditions.STALLED)
     )
 
@@ -463,7 +463,7 @@ async def run_sync(
     working = conditions.Signal(
         reasons.RECONCILING, f"syncing {source.label}, Key Vault version {source.version}"
     )
-    ready_now = p.status.synced_version is not None and p.status.failures == 0
+    ready_now = p.status.synced_version is not None and not _FAILURES.get(p.key)
     await p.save(
         p.status,
         ready=ready_now,
@@ -498,6 +498,7 @@ async def run_sync(
         }
     )
     memory.retry_at = None
+    _FAILURES.pop(p.key, None)
     await p.save(synced, ready=True, signal=_synced_signal(synced))
     if version_changed:
         p.event(
@@ -537,7 +538,10 @@ async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
     retried rarely, since a fix may happen in Databricks or Key Vault, not in the spec)."""
     rt = p.rt
     now = rt.clock.now()
-    failures = p.status.failures + 1
+    # Counted in memory: the CRD's status schema may prune ``failures`` (a restart starts the
+    # backoff over, which is harmless).
+    failures = _FAILURES.get(p.key, 0) + 1
+    _FAILURES[p.key] = failures
     status = p.status.model_copy(
         update={"failures": failures, "last_error": exc.message, "last_failure_time": now}
     )
@@ -668,6 +672,8 @@ class KubernetesSecrets:
 
 
 _PORTS: list[Ports] = []
+#: Consecutive failed passes per binding (for backoff and the once-per-streak event).
+_FAILURES: dict[str, int] = {}
 
 
 def production_ports(rt: runtime.Runtime) -> Ports:
@@ -787,6 +793,7 @@ def binding_spec_changed(
     if type == "DELETED":
         # Nothing to undo in Databricks: the value stays where its consumers read it.
         rt.forget(obj)
+        _FAILURES.pop(obj, None)
         return
     fingerprint = (meta.get("generation"), bool(meta.get("deletionTimestamp")))
     rt.wakers.wake_if_changed(obj, fingerprint)
