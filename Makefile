@@ -48,8 +48,12 @@ e2e: $(STAMP)
 
 test: lint unit e2e
 
+# A private testbed (control plane) for the demo, stopped again whatever the demo's outcome.
 demo: $(STAMP)
-	$(BIN)/rotator demo
+	dir="$$(e2e/controlplane/build.sh)" && \
+	  ROTATOR_CONTROLPLANE_DIR="$$dir" $(BIN)/python -m e2e.testbed up --dir .testbed/demo && \
+	  { set -a; . .testbed/demo/env; set +a; $(BIN)/rotator demo; rc=$$?; \
+	    $(BIN)/python -m e2e.testbed down --dir .testbed/demo; exit $$rc; }
 
 bench: $(STAMP) controlplane
 	$(BIN)/python -m bench
