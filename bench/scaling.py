@@ -63,10 +63,15 @@ BURST = max(1.0, GRAPH_WRITES_PER_SECOND)
 #: Operator peak RSS target for 1000 objects; scaled down linearly but never below 200 MiB.
 RSS_TARGET_MIB_PER_1000 = 300.0
 RSS_FLOOR_MIB = 200.0
-#: Time-to-Ready target: the rate limit's own floor (N / (tenants x rate)) times this, plus
-#: a fixed allowance for start-up and the last object's pipeline.
-READY_FACTOR = 2.0
+#: Time-to-Ready target: first issuance at least this many secrets per second end to end (or
+#: the Graph rate limit's own floor, N / (tenants x rate), if that is slower), plus a fixed
+#: allowance for the watch to list the burst and the last rotations to finish.
+MIN_ISSUANCE_PER_SECOND = 4.0
 READY_ALLOWANCE_S = 30.0
+#: A burst with no new Ready object for this long is stuck.
+STALL_S = 60.0
+#: rotator run's default --drift-check-interval, which the runs keep.
+DRIFT_INTERVAL_S = 3600.0
 #: A rate window this long; a bucket allows at most burst + rate x window writes in it.
 RATE_WINDOW_S = 10.0
 #: A request that left the operator before it read a 429 may land this soon after it.
@@ -299,7 +304,8 @@ def secret_manifest(
             "application": {**ref, "credentialOwner": "application"},
             "rotation": {"validity": "90d", "renewBefore": "30d", "overlap": "24h"},
             "keyVault": {"vaultUrl": vault, "secretName": f"bench-{namespace}-{index:05d}"},
-            "verify": {"enabled": True, "timeout": "5m"},
+            # Verification needs the clientId (the operator refuses it otherwise).
+            "verify": {"enabled": address_by == "clientId", "timeout": "5m"},
             "suspend": False,
             "deletionPolicy": "Retain",
         },
@@ -479,12 +485,20 @@ def wait_until_quiet(env: Environment, quiet: float, limit: float) -> float:
 def wait_ready(
     env: Environment, namespace: str, count: int, deadline: float, operator: Any
 ) -> tuple[float | None, list[dict[str, Any]]]:
-    """Poll until ``count`` objects are Ready; (epoch when seen, last listing)."""
+    """Poll until ``count`` objects are Ready; (epoch when seen, last listing).
+
+    Gives up at ``deadline``, when the operator exits, or when no object became Ready for
+    ``STALL_S`` seconds (the rest are stuck; waiting longer only makes the run slower).
+    """
     items: list[dict[str, Any]] = []
-    while time.time() < deadline:
+    progress, last_change = -1, time.time()
+    while time.time() < deadline and time.time() - last_change < STALL_S:
         items = env.list_secrets(namespace)
-        if len(ready_times(items)) >= count:
+        done = len(ready_times(items))
+        if done >= count:
             return time.time(), items
+        if done != progress:
+            progress, last_change = done, time.time()
         if not operator.running:
             break
         time.sleep(2.0)
@@ -533,6 +547,12 @@ def create_burst(
     return t0, time.time() - t0
 
 
+def ready_target(count: int, tenants: int) -> tuple[float, float]:
+    """(target seconds until all Ready, the Graph rate limit's own floor in seconds)."""
+    floor = count / (tenants * GRAPH_WRITES_PER_SECOND)
+    return max(floor, count / MIN_ISSUANCE_PER_SECOND) + READY_ALLOWANCE_S, floor
+
+
 def scale_run(env: Environment, count: int, idle_window: float, address_by: str) -> results.Outcome:
     outcome = results.Outcome(
         "scale",
@@ -545,54 +565,55 @@ def scale_run(env: Environment, count: int, idle_window: float, address_by: str)
     env.sandbox.call(env.sandbox.stack.clear_requests)
     operator = start_operator(env, namespace, env.workdir / "operator-scale.log")
     pid = operator.child.pid
+    idle: list[dict[str, Any]] = []
+    settle_s = 0.0
     try:
         with MemorySampler(pid) as memory:
+            rss_start_mib = (read_status_kib(pid, "VmRSS") or 0) / 1024
             t0, create_s = create_burst(env, namespace, count, address_by)
-            floor = count / (len(env.fleet.tenants) * GRAPH_WRITES_PER_SECOND)
-            target_s = READY_FACTOR * floor + READY_ALLOWANCE_S
-            deadline = t0 + max(3 * target_s, 120.0)
+            target_s, floor = ready_target(count, len(env.fleet.tenants))
+            deadline = t0 + max(2 * target_s, 120.0)
             seen, items = wait_ready(env, namespace, count, deadline, operator)
             ready = ready_times(items)
-            outcome.details["readyStates"] = _summary(items)
-            outcome.details["createSeconds"] = round(create_s, 2)
-            if seen is None:
-                env.dump(env.requests(), "requests-scale-unfinished.json")
-                outcome.checks.append(
-                    results.Check("objects Ready", len(ready), ">=", count, "objects")
-                )
-                outcome.reason = (
-                    f"only {len(ready)}/{count} Ready after {deadline - t0:.0f}s "
-                    f"(operator {'running' if operator.running else 'exited'}); "
-                    f"log: {operator.log}"
-                )
-                outcome.details["operatorLogTail"] = operator.log_tail(30)
-                return outcome
-            # lastTransitionTime has whole seconds: the poll time bounds it from above.
-            all_ready_s = min(seen, max(ready) + 1.0) - t0
             issuance = env.requests()
             env.dump(issuance, "requests-scale-issuance.json")
             peak_rss_mib = (read_status_kib(pid, "VmHWM") or 0) / 1024
-            settle_s = wait_until_quiet(env, quiet=5.0, limit=60.0)
-            idle_start = time.time()
-            time.sleep(idle_window)
-            idle_end = time.time()
-            idle = [e for e in env.requests() if idle_start <= float(e["time"]) < idle_end]
-            peak_rss_mib = max(peak_rss_mib, (read_status_kib(pid, "VmHWM") or 0) / 1024)
+            if seen is not None:
+                settle_s = wait_until_quiet(env, quiet=5.0, limit=60.0)
+                idle_start = time.time()
+                time.sleep(idle_window)
+                idle_end = time.time()
+                idle = [e for e in env.requests() if idle_start <= float(e["time"]) < idle_end]
+                peak_rss_mib = max(peak_rss_mib, (read_status_kib(pid, "VmHWM") or 0) / 1024)
             rss_now_mib = (read_status_kib(pid, "VmRSS") or 0) / 1024
     finally:
         operator.stop()
 
-    after = [round(t - t0, 1) for t in sorted(ready)]
-    outcome.checks.append(
-        results.Check(
-            "time until all Ready",
-            round(all_ready_s, 1),
-            "<=",
-            round(target_s, 1),
-            "s",
-            note=f"rate-limit floor {floor:.0f}s",
+    outcome.details["readyStates"] = _summary(items)
+    outcome.details["createSeconds"] = round(create_s, 2)
+    if seen is None:
+        outcome.checks.append(results.Check("objects Ready", len(ready), ">=", count, "objects"))
+        outcome.reason = (
+            f"only {len(ready)}/{count} Ready after {time.time() - t0:.0f}s "
+            f"(operator {'running' if operator.running else 'exited'}); idle window skipped; "
+            f"operator log: {operator.log}"
         )
-    )
+        outcome.details["operatorWarnings"] = _warnings(operator.log_text())
+    else:
+        # lastTransitionTime has whole seconds: the poll time bounds it from above.
+        all_ready_s = min(seen, max(ready) + 1.0) - t0
+        outcome.checks.append(
+            results.Check(
+                "time until all Ready",
+                round(all_ready_s, 1),
+                "<=",
+                round(target_s, 1),
+                "s",
+                note=f"{MIN_ISSUANCE_PER_SECOND:g}/s + {READY_ALLOWANCE_S:.0f}s; "
+                f"rate-limit floor {floor:.0f}s",
+            )
+        )
+        outcome.details["throughputPerSecond"] = round(count / all_ready_s, 2)
     outcome.checks.append(
         results.Check(
             "peak Graph writes in flight",
@@ -631,38 +652,38 @@ def scale_run(env: Environment, count: int, idle_window: float, address_by: str)
     outcome.checks.append(
         results.Check("operator peak RSS (VmHWM)", round(peak_rss_mib, 1), "<=", rss_target, "MiB")
     )
-    idle_writes = [e for e in idle if e["operation"] in WRITE_OPERATIONS or e["method"] != "GET"]
-    outcome.checks.append(
-        results.Check(
-            f"cloud writes in {idle_window:.0f}s idle window", len(idle_writes), "==", 0, "requests"
+    if seen is not None:
+        idle_writes = [e for e in idle if e["method"] != "GET"]
+        outcome.checks.append(
+            results.Check(
+                f"cloud writes in {idle_window:.0f}s idle window",
+                len(idle_writes),
+                "==",
+                0,
+                "requests",
+            )
         )
-    )
-    # The only reads allowed when idle are drift checks: each object looks once per
-    # --drift-check-interval (default 1h), first checks spread over the interval.
-    drift_interval = 3600.0
-    expected = count * idle_window / drift_interval
-    allowed_objects = math.ceil(expected + 3 * math.sqrt(expected) + 1)
-    touched = {where for e in idle if (where := env.fleet.locate(e["path"]))}
-    outcome.checks.append(
-        results.Check(
-            "applications read when idle (drift checks)",
-            len(touched),
-            "<=",
-            allowed_objects,
-            "apps",
-            note=f"expected {expected:.1f} = N x window / 1h drift interval",
+        # The only reads allowed when idle are drift checks: each object looks once per
+        # --drift-check-interval (default 1h), first checks spread over the interval.
+        expected = count * idle_window / DRIFT_INTERVAL_S
+        allowed_objects = math.ceil(expected + 3 * math.sqrt(expected) + 1)
+        touched = {where for e in idle if (where := env.fleet.locate(e["path"]))}
+        outcome.checks.append(
+            results.Check(
+                "applications read when idle (drift checks)",
+                len(touched),
+                "<=",
+                allowed_objects,
+                "apps",
+                note=f"expected {expected:.1f} = N x window / 1h drift interval",
+            )
         )
-    )
-    by_op: dict[str, int] = {}
-    for entry in idle:
-        by_op[entry["operation"]] = by_op.get(entry["operation"], 0) + 1
-    issuance_ops: dict[str, int] = {}
-    for entry in issuance:
-        issuance_ops[entry["operation"]] = issuance_ops.get(entry["operation"], 0) + 1
+    after = [round(t - t0, 1) for t in sorted(ready)]
     outcome.details.update(
         {
             "objects": count,
             "applicationAddressedBy": address_by,
+            "verify": address_by == "clientId",
             "tenants": len(env.fleet.tenants),
             "operatorFlags": {
                 "maxConcurrentRotations": MAX_CONCURRENT_ROTATIONS,
@@ -670,26 +691,49 @@ def scale_run(env: Environment, count: int, idle_window: float, address_by: str)
             },
             "graphWriteSeconds": WRITE_SECONDS,
             "readySecondsAfterCreate": {
+                "ready": len(after),
                 "p50": _percentile(after, 0.5),
                 "p90": _percentile(after, 0.9),
                 "max": after[-1] if after else None,
             },
-            "throughputPerSecond": round(count / all_ready_s, 2) if all_ready_s else None,
             "graphWritesTotal": env.gauge.total,
             "tenantWriteRates10s": {t[-4:]: round(v, 2) for t, v in windowed.items()},
             "tenantMax1sWindow": {t[-4:]: max_in_window(v, 1.0) for t, v in per_tenant.items()},
-            "issuanceRequestsByOperation": issuance_ops,
+            "issuanceRequestsByOperation": _by_operation(issuance),
             "rssMiB": {
+                "beforeBurst": round(rss_start_mib, 1),
                 "peakVmHWM": round(peak_rss_mib, 1),
-                "afterIdle": round(rss_now_mib, 1),
-                "maxSampled": round(max((m for _, m in memory.samples), default=0.0), 1),
+                "atEnd": round(rss_now_mib, 1),
+                "sampledEvery5s": [round(m) for _, m in memory.samples[::10]],
             },
             "settleSecondsBeforeIdle": round(settle_s, 1),
-            "idleWindowSeconds": idle_window,
-            "idleRequestsByOperation": by_op,
+            "idleWindowSeconds": idle_window if seen is not None else None,
+            "idleRequestsByOperation": _by_operation(idle),
         }
     )
     return outcome
+
+
+def _by_operation(entries: Sequence[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entry in entries:
+        key = f"{entry['operation']} {entry['status']}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _warnings(log: str, limit: int = 8) -> list[str]:
+    """The first distinct warnings of the operator's own modules (to say why, not how much)."""
+    seen: dict[str, str] = {}
+    for line in log.splitlines():
+        if "[WARNING" not in line or "rotator." not in line:
+            continue
+        text = line.split("] ", 2)[-1]
+        key = re.sub(r"[0-9a-f-]{8,}", "#", text)[:80]
+        seen.setdefault(key, text[:300])
+        if len(seen) >= limit:
+            break
+    return list(seen.values())
 
 
 def throttle_run(env: Environment, count: int, address_by: str) -> results.Outcome:
@@ -716,9 +760,9 @@ def throttle_run(env: Environment, count: int, address_by: str) -> results.Outco
     operator = start_operator(env, namespace, env.workdir / "operator-throttle.log")
     try:
         t0, _ = create_burst(env, namespace, count, address_by)
-        floor = count / (len(env.fleet.tenants) * GRAPH_WRITES_PER_SECOND)
-        # Throttled writes are retried after backoff: allow more time than the clean run.
-        target_s = 2 * READY_FACTOR * floor + READY_ALLOWANCE_S + 10 * RETRY_AFTER_S
+        clean_s, _ = ready_target(count, len(env.fleet.tenants))
+        # Throttled writes wait for Retry-After and backoff: allow twice the clean target.
+        target_s = 2 * clean_s
         seen, items = wait_ready(env, namespace, count, t0 + 2 * target_s, operator)
         entries = env.requests()
         env.dump(entries, "requests-throttle.json")
@@ -735,7 +779,7 @@ def throttle_run(env: Environment, count: int, address_by: str) -> results.Outco
             )
         )
     else:
-        outcome.details["operatorLogTail"] = operator.log_tail(30)
+        outcome.details["operatorWarnings"] = _warnings(operator.log_text())
     early = retry_after_violations(entries, env.fleet, RETRY_AFTER_S, IN_FLIGHT_GRACE_S)
     outcome.details["retryAfter"] = early
     outcome.checks.append(
