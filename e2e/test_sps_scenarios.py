@@ -395,3 +395,51 @@ def test_killed_mid_verification_resumes_and_finishes(
     assert key_ids(sandbox, t) - _initial(sandbox, t) == {journal["keyId"]}
     latest = versions(sandbox, t)[-1]
     assert latest.tags["rotator.dev/key-id"] == journal["keyId"]
+
+
+@pytest.fixture
+def fast_drift(operator: h.OperatorProcess) -> Iterator[h.OperatorProcess]:
+    """The operator restarted with a 5 s drift check; restored to the defaults afterwards."""
+    saved = tuple(operator.args)
+    operator.args = (*saved, "--drift-check-interval", "5s")
+    operator.restart()
+    try:
+        yield operator
+    finally:
+        operator.args = saved
+        operator.restart()
+
+
+@pytest.mark.timeout(240)
+def test_drift_and_orphans_are_repaired(
+    fast_drift: h.OperatorProcess, kube: h.Kube, sandbox: h.Sandbox, allowed_namespace: str
+) -> None:
+    t = seed_target(sandbox, kube, allowed_namespace)
+    kube.apply(t.manifest())
+    first = wait_ready(kube, t)["current"]["keyId"]
+
+    def application() -> Any:
+        return sandbox.stack.directory.tenant(t.app.tenant_id).find(  # type: ignore[union-attr]
+            "application", app_id=t.app.client_id
+        )
+
+    def tamper() -> str:
+        app = application()
+        # Someone deletes our current secret in the portal, and a credential named like ours
+        # that no status accounts for appears (a crash of an older operator, say).
+        app.password_credentials[:] = [
+            p for p in app.password_credentials if str(p.key_id) != first
+        ]
+        orphan = sandbox.stack.directory.add_password(app, display_name="rotator-etl-sp-0ddba11")
+        return str(orphan.key_id)
+
+    foreign = _initial(sandbox, t)
+    assert foreign, "the seeded application has a credential of its own"
+    orphan = sandbox.call(tamper)
+    status = wait_ready(kube, t, other_than=first, timeout=90)
+    assert status["current"]["keyId"] in key_ids(sandbox, t)
+    h.wait_for(lambda: orphan not in key_ids(sandbox, t), timeout=60, message="orphan removed")
+    reasons = reasons_of(kube, t)
+    assert "DriftDetected" in reasons and "OrphanRemoved" in reasons
+    # A credential of someone else (not our displayName) is never touched.
+    assert foreign <= key_ids(sandbox, t)
