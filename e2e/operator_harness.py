@@ -259,9 +259,15 @@ class Sandbox:
         self.call(self.stack.clear_faults)
 
     def minted_secrets(self) -> list[str]:
-        """Every secret text the directory ever held this session (seeded and minted)."""
+        """Every secret text the directory ever held this session (seeded and minted), plus
+        any a test declared with :meth:`remember_secret`."""
         with self._minted_lock:
             return list(self._minted)
+
+    def remember_secret(self, text: str) -> None:
+        """Add a secret a test put somewhere itself (e.g. a Key Vault value) to the leak list."""
+        with self._minted_lock:
+            self._minted.append(text)
 
     def credentials(self, tenant_id: str, app_id: str) -> list[dict[str, Any]]:
         """The password credentials (no text) Graph now lists on the app and its principal."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -443,3 +444,40 @@ def test_binding_denied_by_policy_makes_no_calls(
     events = kube.events_for(ns, "denied")
     assert any(e["type"] == "Warning" and e["reason"] == "NotAuthorized" for e in events)
     assert len(sandbox.requests(url=ws.url)) + len(sandbox.requests(url=vault)) == calls
+
+
+def test_keyvault_source_with_pat_auth(
+    operator: OperatorProcess, sandbox: Sandbox, kube: Kube, allowed_namespace: str
+) -> None:
+    ns = allowed_namespace
+    ws = Workspace(sandbox, 1)
+    vault = sandbox.state("keyvault", 1)
+    value = f"external-{secrets.token_urlsafe(24)}"
+    sandbox.remember_secret(value)
+    _, version = sandbox.call(lambda: vault.set_secret("external-secret", value))
+    token = f"dapi{secrets.token_hex(16)}"
+    sandbox.call(lambda: ws.state.add_pat(token, principal=f"pat-{ns}@e2e"))
+    kube.kubectl(
+        "create", "secret", "generic", "dbx-pat", "-n", ns, f"--from-literal=token={token}"
+    )
+    scope = f"pat-{ns}"[:60]
+    manifest = dsb_manifest(
+        ns,
+        "external",
+        ws.url,
+        key_vault={"vaultUrl": sandbox.stack.keyvault_urls[1], "secretName": "external-secret"},
+        scope=scope,
+    )
+    manifest["spec"]["workspace"]["auth"] = {"patSecretRef": {"name": "dbx-pat", "key": "token"}}
+    kube.apply(manifest)
+
+    def synced() -> Any:
+        status = kube.status("DatabricksSecretBinding", ns, "external")
+        return status if status.get("syncedVersion") == version.version else None
+
+    status = wait_for(synced, timeout=90, message="Key-Vault-sourced binding to sync")
+    assert "syncedKeyId" not in status  # no Graph secret behind a plain Key Vault source
+    assert ws.value(scope, "client-secret") == value
+    # The scope was created with the PAT's identity, not the operator's Entra identity.
+    acls = sandbox.call(lambda: dict(ws.state.scopes[scope].acls))
+    assert acls == {f"pat-{ns}@e2e": "MANAGE"}

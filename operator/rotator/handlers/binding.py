@@ -782,10 +782,14 @@ async def binding_daemon(
 
 
 @kopf.on.event(GROUP, VERSION, DSB, id="binding-spec-changed")
-def binding_spec_changed(
+async def binding_spec_changed(
     namespace: str | None, name: str, meta: kopf.Meta, type: str, memo: Any, **_: Any
 ) -> None:
-    """A user changed the binding's spec (generation): wake its daemon; forget it when gone."""
+    """A user changed the binding's spec (generation): wake its daemon; forget it when gone.
+
+    Async on purpose: kopf runs sync handlers in worker threads, and the wakers and the maps
+    here belong to the event loop.
+    """
     rt = memo.get("runtime")
     if not isinstance(rt, runtime.Runtime):
         return
@@ -800,7 +804,7 @@ def binding_spec_changed(
 
 
 @kopf.on.event(GROUP, VERSION, SPS, id="binding-source-changed")
-def binding_source_changed(
+async def binding_source_changed(
     namespace: str | None, name: str, body: kopf.Body, type: str, memo: Any, **kwargs: Any
 ) -> None:
     """An sps's current secret (or vault) changed: wake the bindings that copy it."""
