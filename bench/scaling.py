@@ -483,16 +483,21 @@ def wait_until_quiet(env: Environment, quiet: float, limit: float) -> float:
 
 
 def wait_ready(
-    env: Environment, namespace: str, count: int, deadline: float, operator: Any
+    env: Environment,
+    namespace: str,
+    count: int,
+    deadline: float,
+    operator: Any,
+    stall: float = STALL_S,
 ) -> tuple[float | None, list[dict[str, Any]]]:
     """Poll until ``count`` objects are Ready; (epoch when seen, last listing).
 
     Gives up at ``deadline``, when the operator exits, or when no object became Ready for
-    ``STALL_S`` seconds (the rest are stuck; waiting longer only makes the run slower).
+    ``stall`` seconds (the rest are stuck; waiting longer only makes the run slower).
     """
     items: list[dict[str, Any]] = []
     progress, last_change = -1, time.time()
-    while time.time() < deadline and time.time() - last_change < STALL_S:
+    while time.time() < deadline and time.time() - last_change < stall:
         items = env.list_secrets(namespace)
         done = len(ready_times(items))
         if done >= count:
@@ -586,6 +591,7 @@ def scale_run(env: Environment, count: int, idle_window: float, address_by: str)
                 idle = [e for e in env.requests() if idle_start <= float(e["time"]) < idle_end]
                 peak_rss_mib = max(peak_rss_mib, (read_status_kib(pid, "VmHWM") or 0) / 1024)
             rss_now_mib = (read_status_kib(pid, "VmRSS") or 0) / 1024
+            alive = operator.running
     finally:
         operator.stop()
 
@@ -595,7 +601,7 @@ def scale_run(env: Environment, count: int, idle_window: float, address_by: str)
         outcome.checks.append(results.Check("objects Ready", len(ready), ">=", count, "objects"))
         outcome.reason = (
             f"only {len(ready)}/{count} Ready after {time.time() - t0:.0f}s "
-            f"(operator {'running' if operator.running else 'exited'}); idle window skipped; "
+            f"(operator {'running' if alive else 'exited'}); idle window skipped; "
             f"operator log: {operator.log}"
         )
         outcome.details["operatorWarnings"] = _warnings(operator.log_text())
@@ -763,7 +769,10 @@ def throttle_run(env: Environment, count: int, address_by: str) -> results.Outco
         clean_s, _ = ready_target(count, len(env.fleet.tenants))
         # Throttled writes wait for Retry-After and backoff: allow twice the clean target.
         target_s = 2 * clean_s
-        seen, items = wait_ready(env, namespace, count, t0 + 2 * target_s, operator)
+        # A secret throttled four times in a row backs off for longer than a clean stall.
+        seen, items = wait_ready(
+            env, namespace, count, t0 + 2 * target_s, operator, stall=3 * STALL_S
+        )
         entries = env.requests()
         env.dump(entries, "requests-throttle.json")
     finally:
@@ -828,6 +837,7 @@ def run(options: Options, only: set[str]) -> Iterator[results.Outcome]:
     workdir = WORK / time.strftime("%Y%m%d-%H%M%S")
     env = Environment(workdir, options.tenants)
     failed = False
+    outcomes: list[results.Outcome] = []
     try:
         try:
             env.start()
@@ -836,20 +846,28 @@ def run(options: Options, only: set[str]) -> Iterator[results.Outcome]:
                 yield results.Outcome(name, "operator benchmark", reason=str(error))
             return
         if "scale" in wanted:
-            yield _guarded(
-                "scale",
-                lambda: scale_run(env, options.count, options.idle_window, options.address_by),
+            outcomes.append(
+                _guarded(
+                    "scale",
+                    lambda: scale_run(env, options.count, options.idle_window, options.address_by),
+                )
             )
+            yield outcomes[-1]
         if "throttle" in wanted:
-            yield _guarded(
-                "throttle", lambda: throttle_run(env, options.throttle_count, options.address_by)
+            outcomes.append(
+                _guarded(
+                    "throttle",
+                    lambda: throttle_run(env, options.throttle_count, options.address_by),
+                )
             )
+            yield outcomes[-1]
     except BaseException:
         failed = True
         raise
     finally:
         env.stop()
-        if not (options.keep or failed):
+        # Logs and request dumps stay for a run that missed a target (its reason names them).
+        if not (options.keep or failed or any(o.state != "PASS" for o in outcomes)):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
