@@ -162,8 +162,12 @@ def test_crd_applied_twice_is_unchanged(
 def test_example_applies(
     path: Path, kubectl: Kubectl, namespace: str, scopes: dict[tuple[str, str], bool]
 ) -> None:
-    done = kubectl("apply", "-f", "-", input=_placed(kubectl, path, namespace, scopes))
+    placed = _placed(kubectl, path, namespace, scopes)
+    done = kubectl("apply", "-f", "-", input=placed)
     assert re.search(r" (created|configured|unchanged)$", done.stdout, re.M), done.stdout
+    # Leave nothing behind: the operator scenarios later in the session watch every namespace,
+    # and the examples name hosts that do not exist here.
+    kubectl("delete", "-f", "-", "--wait=false", input=placed)
 
 
 @pytest.mark.parametrize("path", manifests.yaml_files(manifests.VALID), ids=_name)

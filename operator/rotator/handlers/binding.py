@@ -538,8 +538,8 @@ async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
     retried rarely, since a fix may happen in Databricks or Key Vault, not in the spec)."""
     rt = p.rt
     now = rt.clock.now()
-    # Counted in memory: the CRD's status schema may prune ``failures`` (a restart starts the
-    # backoff over, which is harmless).
+    # Also counted in memory, so the backoff does not depend on reading our own status write
+    # back (a restart starts the backoff over, which is harmless).
     failures = _FAILURES.get(p.key, 0) + 1
     _FAILURES[p.key] = failures
     status = p.status.model_copy(
