@@ -7,14 +7,20 @@ Key Vault secret name, so request logs and credentials can be attributed to it e
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from e2e import operator_harness as h
+from rotator.clouds import identity
+from rotator.clouds import settings as cloud_settings
+from rotator.core import errors
 from rotator.sandbox import faults, stack
 
 pytest_plugins = ["e2e.operator_harness"]
@@ -22,6 +28,7 @@ pytest_plugins = ["e2e.operator_harness"]
 pytestmark = pytest.mark.e2e
 
 SPS = "ServicePrincipalSecret"
+EXAMPLE = "serviceprincipalsecret-objectid-serviceprincipal.yaml"
 
 
 @dataclasses.dataclass
@@ -443,3 +450,70 @@ def test_drift_and_orphans_are_repaired(
     assert "DriftDetected" in reasons and "OrphanRemoved" in reasons
     # A credential of someone else (not our displayName) is never touched.
     assert foreign <= key_ids(sandbox, t)
+
+
+def test_object_id_only_service_principal_is_verified_and_issued(
+    operator: h.OperatorProcess, kube: h.Kube, sandbox: h.Sandbox, allowed_namespace: str
+) -> None:
+    """examples/serviceprincipalsecret-objectid-serviceprincipal.yaml, pointed at the stack's
+    servicePrincipal-owned demo app: no clientId in the spec, verification on (the default).
+    The operator reads the appId from Graph once, verifies with it, and ends Ready."""
+    demo = sandbox.stack.demo_service_principal
+    assert demo.service_principal_id is not None
+    example = yaml.safe_load((h.REPO / "examples" / EXAMPLE).read_text())
+    t = Target(
+        ns=allowed_namespace,
+        app=demo,
+        vault=sandbox.stack.keyvault_urls[0],
+        secret=f"{allowed_namespace}-objectid",
+        name=example["metadata"]["name"],
+    )
+    example["metadata"]["namespace"] = t.ns
+    spec = example["spec"]
+    assert set(spec["application"]) == {"objectId", "credentialOwner"}
+    assert "verify" not in spec  # defaulted: enabled
+    spec["tenantId"] = demo.tenant_id
+    spec["application"]["objectId"] = demo.service_principal_id
+    spec["keyVault"] = {"vaultUrl": t.vault, "secretName": t.secret}
+    started = time.time()
+    kube.apply(example)
+    status = wait_ready(kube, t)
+    obj = kube.get(SPS, t.ns, t.name)
+    assert obj is not None and obj["spec"]["verify"]["enabled"] is True
+    assert h.condition(obj, "Ready")["reason"] == "Issued"
+    assert h.condition(obj, "Stalled") == {}
+    key = status["current"]["keyId"]
+    # The password lives on the service principal, as credentialOwner says.
+    held = {c["keyId"]: c["holder"] for c in sandbox.credentials(demo.tenant_id, demo.client_id)}
+    assert held[key] == "servicePrincipal"
+    # The appId was read from the service principal by its objectId, asking for appId only.
+    lookups = [
+        e
+        for e in sandbox.requests("graph.getServicePrincipal")
+        if float(e["time"]) > started
+        and e["path"].lower().endswith(demo.service_principal_id.lower())
+        and "appId" in urllib.parse.unquote(e["query"]).split("=", 1)[-1].split(",")
+        and "passwordCredentials" not in e["query"]
+    ]
+    assert len(lookups) == 1
+    # Verify ran (its event) before the store; the stored value authenticates as the app.
+    messages = [str(e.get("message")) for e in kube.events_for(t.ns, t.name)]
+    assert any(f"the new credential {key} authenticates" in m for m in messages)
+    latest = versions(sandbox, t)[-1]
+    assert latest.tags["rotator.dev/key-id"] == key
+    cloud = cloud_settings.CloudSettings.from_env(sandbox.env())
+    asyncio.run(
+        identity.verify_client_secret(
+            demo.tenant_id,
+            demo.client_id,
+            errors.SecretText(latest.value),
+            authority=cloud.authority,
+            timeout=10,
+            ca_bundle=cloud.ca_bundle,
+        )
+    )
+    assert_no_secret_leaked(kube, sandbox, t)
+    # deletionPolicy Revoke (as in the example): the shared demo app is left as it was found.
+    kube.delete(SPS, t.ns, t.name)
+    h.wait_for(lambda: kube.get(SPS, t.ns, t.name) is None, message="the sps to be gone")
+    assert key not in sandbox.key_ids(demo.tenant_id, demo.client_id)

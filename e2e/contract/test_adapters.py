@@ -5,6 +5,7 @@ azure-keyvault-secrets and databricks-sdk, and every error mapping the handlers 
 provoked on the emulator side (state knobs or the fault plan), not mocked:
 
 - Graph: list/add/remove on applications and service principals, by clientId and objectId;
+  the client id (appId) of an object id, read once and cached;
   addPassword under a 503 returned *after* the write is tried exactly once (the request log
   proves it) and raises a transient error; 403 → NotOwner, 400 TooManyAppPasswords,
   400 lifetime policy, 409 concurrency, 429 with Retry-After, 404.
@@ -26,6 +27,7 @@ import logging
 import pathlib
 import socket
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -163,6 +165,64 @@ async def test_graph_app_id_is_resolved_once(
     paths = [e["path"] for e in sandbox.requests("graph.getApplication")]
     assert sum("appId=" in p for p in paths) == 1
     assert sum(p.endswith(demo.object_id) for p in paths) == 3
+
+
+@pytest.mark.parametrize("owner", ["application", "servicePrincipal"])
+async def test_graph_client_id_is_resolved_from_the_object_id_once(
+    sandbox: stack.Stack, graph_adapter: graph.GraphAdapter, owner: graph.Owner
+) -> None:
+    if owner == "application":
+        demo = sandbox.demo_application
+        object_id = demo.object_id
+    else:
+        demo = sandbox.demo_service_principal
+        assert demo.service_principal_id is not None
+        object_id = demo.service_principal_id
+    operation = "graph.getApplication" if owner == "application" else "graph.getServicePrincipal"
+    app = graph.AppRef(object_id=object_id.upper())  # GUIDs compare case-insensitively
+    sandbox.clear_requests()
+    for _ in range(3):
+        assert await graph_adapter.resolve_client_id(demo.tenant_id, app, owner) == demo.client_id
+    # One GET of the object itself, asking only for its appId; cached afterwards.
+    (read,) = sandbox.requests(operation)
+    assert read["path"].lower().endswith(f"/{object_id}".lower())
+    assert read["status"] == 200 and "appId" in urllib.parse.unquote(read["query"])
+    # A client id is the answer itself: no call.
+    given = graph.AppRef(client_id=demo.client_id)
+    assert await graph_adapter.resolve_client_id(demo.tenant_id, given, owner) == demo.client_id
+    assert [e["operation"] for e in sandbox.requests() if e["operation"].startswith("graph.")] == [
+        operation
+    ]
+
+
+async def test_graph_client_id_look_up_maps_errors_like_the_other_calls(
+    sandbox: stack.Stack, graph_adapter: graph.GraphAdapter
+) -> None:
+    demo = sandbox.demo_service_principal
+    assert demo.service_principal_id is not None
+    tenant = demo.tenant_id
+    unknown = graph.AppRef(object_id="99999999-9999-9999-9999-999999999999")
+    with pytest.raises(errors.NotFound):
+        await graph_adapter.resolve_client_id(tenant, unknown, "servicePrincipal")
+    # The service principal's objectId names no application object.
+    on_app = graph.AppRef(object_id=demo.service_principal_id)
+    with pytest.raises(errors.NotFound):
+        await graph_adapter.resolve_client_id(tenant, on_app, "application")
+    foreign = sandbox.seed_application("not-ours-either", owners=[])
+    assert foreign.service_principal_id is not None
+    with pytest.raises(errors.NotOwner, match="must be an owner of that service principal"):
+        await graph_adapter.resolve_client_id(
+            tenant, graph.AppRef(object_id=foreign.service_principal_id), "servicePrincipal"
+        )
+    sandbox.add_fault(
+        faults.FaultRule("graph.getServicePrincipal", "status", count=1, status=429, retry_after=7)
+    )
+    sp = graph.AppRef(object_id=demo.service_principal_id)
+    with pytest.raises(errors.Throttled) as caught:
+        await graph_adapter.resolve_client_id(tenant, sp, "servicePrincipal")
+    assert caught.value.retry_after == 7.0
+    # Failures are not cached: the next look-up succeeds.
+    assert await graph_adapter.resolve_client_id(tenant, sp, "servicePrincipal") == demo.client_id
 
 
 async def test_graph_password_on_a_service_principal(

@@ -38,6 +38,8 @@ class FakeGraph:
         self.texts: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
         self.fail_add: list[tuple[BaseException, bool]] = []  # (error, created anyway)
+        self.fail_resolve: list[BaseException] = []
+        self.client_id = CLIENT  # the appId Graph shows for the object
         self._ids = itertools.count(1)
 
     async def list_passwords(
@@ -82,8 +84,16 @@ class FakeGraph:
         self.calls.append(("remove", key_id))
         self.passwords.pop(key_id, None)
 
+    async def resolve_client_id(self, tenant: str, app: graph.AppRef, owner: graph.Owner) -> str:
+        if app.client_id is not None:
+            return app.client_id
+        self.calls.append(("resolve", f"{owner}/{app.object_id}"))
+        if self.fail_resolve:
+            raise self.fail_resolve.pop(0)
+        return self.client_id
+
     def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if c[0] != "list"]
+        return [c for c in self.calls if c[0] not in ("list", "resolve")]
 
 
 class FakeVault:

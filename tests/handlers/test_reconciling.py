@@ -308,3 +308,65 @@ async def test_verify_disabled_skips_the_token(verify: bool) -> None:
     await run(w)
     assert w.api.status().current is not None
     assert len(w.verifier.calls) == (1 if verify else 0)
+
+
+OBJECT = "66666666-7777-8888-9999-000000000000"
+
+
+def by_object_id(owner: str = "servicePrincipal") -> dict[str, object]:
+    return fakes.sps_body(application={"objectId": OBJECT, "credentialOwner": owner})
+
+
+@pytest.mark.parametrize("owner", ["application", "servicePrincipal"])
+async def test_object_id_only_spec_is_verified_with_the_client_id_graph_shows(owner: str) -> None:
+    w = fakes.world(by_object_id(owner))
+    w.graph.client_id = "abcdef01-2222-3333-4444-555555555555"
+    await run(w)
+    status = w.api.status()
+    assert status.current is not None and status.rotation is None
+    ready = condition(w, "Ready")
+    assert ready is not None and ready.status == "True" and ready.reason == reasons.ISSUED
+    assert condition(w, "Stalled") is None
+    # Resolved by the object the spec names, then used for the token request.
+    assert ("resolve", f"{owner}/{OBJECT}") in w.graph.calls
+    assert w.verifier.calls == ["abcdef01-2222-3333-4444-555555555555"]
+    assert w.vault.value(SECRET) is not None
+
+
+async def test_client_id_spec_does_not_look_the_client_id_up() -> None:
+    w = fakes.world()
+    await run(w)
+    assert w.api.status().current is not None
+    assert not [c for c in w.graph.calls if c[0] == "resolve"]
+    assert w.verifier.calls == [fakes.CLIENT]
+
+
+async def test_client_id_look_up_failing_transiently_retries_before_verify() -> None:
+    w = fakes.world(by_object_id())
+    w.graph.fail_resolve.append(errors.Throttled("Graph throttled the request", 3.0))
+    wait = await run(w)
+    status = w.api.status()
+    assert status.current is None and status.rotation is not None
+    # Verify never started: the journal still stands at the staged secret.
+    assert (status.rotation.step, status.rotation.phase) == (models.Step.STAGE, models.Phase.DONE)
+    assert w.verifier.calls == [] and SECRET not in w.vault.versions
+    assert wait is not None and wait >= 3.0
+    reconciling = condition(w, "Reconciling")
+    assert reconciling is not None and reconciling.reason == reasons.THROTTLED
+    w.clock.advance(dt.timedelta(seconds=wait))
+    await run(w)
+    assert w.api.status().current is not None
+    assert w.verifier.calls == [fakes.CLIENT]
+    assert w.graph.writes() == [("add", "rotator-etl-sp-r0000001")]  # one secret, no re-mint
+
+
+async def test_client_id_look_up_refused_removes_the_new_credential_and_stalls() -> None:
+    w = fakes.world(by_object_id())
+    w.graph.fail_resolve.append(errors.NotOwner("the operator may not read the client id"))
+    await run(w)
+    status = w.api.status()
+    assert status.current is None and status.rotation is None
+    assert w.graph.passwords == {} and SECRET not in w.vault.versions
+    stalled = condition(w, "Stalled")
+    assert stalled is not None and stalled.reason == reasons.NOT_AUTHORIZED
+    assert w.verifier.calls == []

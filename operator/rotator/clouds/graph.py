@@ -7,7 +7,8 @@ A thin adapter over msgraph-sdk. It hides the SDK's types and raises only
   on 429/503/504; a 503 returned *after* Graph created the credential would mint a second
   secret and lose the first ``secretText``. The caller retries with orphan detection instead.
 * ``removePassword`` of a credential that is already gone succeeds.
-* ``appId`` → objectId is resolved once per (tenant, owner kind, appId) and cached.
+* ``appId`` → objectId is resolved once per (tenant, owner kind, appId) and cached; so is
+  objectId → ``appId`` (:meth:`GraphAdapter.resolve_client_id`, for token requests).
 
 One ``GraphServiceClient`` per tenant: Graph URLs carry no tenant, the token does, so each
 client asks the credential for a token of its own tenant.
@@ -223,6 +224,7 @@ class GraphAdapter:
         self._read_retry = RetryHandlerOption(delay=1.0, max_retries=read_retries)
         self._clients: dict[str, tuple[GraphServiceClient, httpx.AsyncClient]] = {}
         self._object_ids: dict[tuple[str, Owner, str], str] = {}
+        self._client_ids: dict[tuple[str, Owner, str], str] = {}
 
     async def __aenter__(self) -> GraphAdapter:
         return self
@@ -296,6 +298,35 @@ class GraphAdapter:
             )
         self._object_ids[key] = str(found.id)
         return str(found.id)
+
+    async def resolve_client_id(self, tenant: str, app: AppRef, owner: Owner) -> str:
+        """The application's client id (``appId``), which a token request names.
+
+        Given a client id, that is the answer (no call). Given an object id, the object
+        ``owner`` names is read once (``$select=appId``) and the answer cached per
+        (tenant, owner kind, objectId): an object's appId never changes.
+        """
+        if app.client_id is not None:
+            return app.client_id
+        assert app.object_id is not None
+        key = (tenant.lower(), owner, app.object_id.lower())
+        cached = self._client_ids.get(key)
+        if cached is not None:
+            return cached
+        config = self._config(self._read_retry, select=["appId"])
+        try:
+            found = await self._item(tenant, owner, app.object_id).get(config)
+        except Exception as exc:
+            raise map_graph_error(
+                exc, action="read the client id (appId) of", tenant=tenant, app=app, owner=owner
+            ) from exc
+        if found is None or not found.app_id:
+            raise errors.NotFound(
+                f"the {_owner_phrase(owner)} with {app} in tenant {tenant} was not found"
+            )
+        client_id = str(found.app_id).lower()
+        self._client_ids[key] = client_id
+        return client_id
 
     def _forget(self, tenant: str, app: AppRef, owner: Owner) -> None:
         if app.client_id is not None:

@@ -38,6 +38,10 @@ class Graph(Protocol):
         self, tenant: str, app: graph.AppRef, owner: graph.Owner, key_id: str
     ) -> None: ...
 
+    async def resolve_client_id(
+        self, tenant: str, app: graph.AppRef, owner: graph.Owner
+    ) -> str: ...
+
 
 class Vault(Protocol):
     """Versions of Key Vault secrets (shaped like :class:`keyvault.KeyVaultAdapter`)."""

@@ -147,15 +147,13 @@ async def _stage(subject: subjects.Subject, action: rotation.StageSecret) -> Non
 
 async def _verify(subject: subjects.Subject, action: rotation.VerifySecret) -> None:
     rt, memory = subject.rt, subject.memory
+    # The token request names the client id: given an objectId, Graph tells it (the adapter
+    # caches it, so this reads Graph once per object and process).
+    client_id = subject.spec.application.client_id or await rt.graph.resolve_client_id(
+        subject.tenant, subject.app, subject.owner
+    )
     journal = rotation.begin(_journal(subject), models.Step.VERIFY)
     await _write(subject, journal)
-    client_id = subject.spec.application.client_id
-    if client_id is None:
-        raise errors.PermanentError(
-            "verification needs spec.application.clientId (the appId); set it, or set "
-            "spec.verify.enabled: false",
-            reasons.INVALID_SPEC,
-        )
     text = await _text(subject, action.staging_secret_name, action.staging_version)
     now = rt.clock.now()
     # The deadline counts from the first attempt in this process: a restart (which lost the

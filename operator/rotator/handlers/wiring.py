@@ -69,6 +69,10 @@ class CountedGraph:
             self._adapter.remove_password(tenant, app, owner, key_id),
         )
 
+    async def resolve_client_id(self, tenant: str, app: graph.AppRef, owner: graph.Owner) -> str:
+        # Not counted, like the adapter's appId → objectId look-up: a cached, internal read.
+        return await self._adapter.resolve_client_id(tenant, app, owner)
+
 
 class CountedVault:
     """:class:`rotator.handlers.ports.Vault` over a :class:`keyvault.KeyVaultAdapter`."""
