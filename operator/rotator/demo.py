@@ -158,6 +158,9 @@ class Demo:
                     self.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
                     self.kubectl("delete", "rotationpolicy", "rotator-demo", check=False)
         say("done: the operator is stopped and the emulators are gone")
+        if not self.keep:
+            # A failed demo raises before this line and keeps the folder for its logs.
+            shutil.rmtree(self.workdir, ignore_errors=True)
         return 0
 
     def seed_jobs(self) -> dict[str, int]:
