@@ -3,7 +3,8 @@
 Options: ``--quick`` (smaller sizes, shorter idle window: a smoke run, not the figures for
 docs), ``--only NAME`` (repeatable: jitter, decisions, scale, throttle), ``--n N`` (objects in
 the scale run), ``--tenants``, ``--idle-window``, ``--no-write`` (do not write a results file),
-``--keep`` (keep bench/.work/ with the operator logs).
+``--keep`` (keep bench/.work/ with the operator logs), ``--address-by clientId|objectId``
+and ``--no-verify`` (how the secrets of the operator runs are written).
 
 Exit status: 0 when every target that was measured is met, 1 when one is missed or a
 benchmark crashed. A benchmark that could not run (say, the control plane is not built) is
@@ -36,6 +37,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         default="clientId",
         help="how the secrets name their application (spec.application)",
     )
+    parser.add_argument(
+        "--no-verify", dest="verify", action="store_false", help="spec.verify.enabled: false"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     parser.add_argument("--keep", action="store_true", help="keep bench/.work/ (logs)")
     return parser.parse_args(argv)
@@ -62,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         idle_window=args.idle_window or (10.0 if quick else 60.0),
         keep=args.keep,
         address_by=args.address_by,
+        verify=args.verify,
     )
     began = time.perf_counter()
     for outcome in scaling.run(options, only):

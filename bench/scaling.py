@@ -165,6 +165,7 @@ class Environment:
         self._uninstall: Callable[[], None] | None = None
         self._seeded = 0
         self.fleet = Fleet([], [], {})
+        self.verify = True
 
     def start(self) -> Environment:
         try:
@@ -291,7 +292,12 @@ class Environment:
 
 
 def secret_manifest(
-    index: int, namespace: str, app: tuple[str, str, str], vault: str, address_by: str
+    index: int,
+    namespace: str,
+    app: tuple[str, str, str],
+    vault: str,
+    address_by: str,
+    verify: bool = True,
 ) -> dict[str, Any]:
     tenant, client_id, object_id = app
     ref = {"clientId": client_id} if address_by == "clientId" else {"objectId": object_id}
@@ -304,8 +310,7 @@ def secret_manifest(
             "application": {**ref, "credentialOwner": "application"},
             "rotation": {"validity": "90d", "renewBefore": "30d", "overlap": "24h"},
             "keyVault": {"vaultUrl": vault, "secretName": f"bench-{namespace}-{index:05d}"},
-            # Verification needs the clientId (the operator refuses it otherwise).
-            "verify": {"enabled": address_by == "clientId", "timeout": "5m"},
+            "verify": {"enabled": verify, "timeout": "5m"},
             "suspend": False,
             "deletionPolicy": "Retain",
         },
@@ -543,7 +548,7 @@ def create_burst(
     apps = env.seed_apps(count)
     vaults = env.sandbox.stack.keyvault_urls
     docs = [
-        secret_manifest(i, namespace, app, vaults[i % len(vaults)], address_by)
+        secret_manifest(i, namespace, app, vaults[i % len(vaults)], address_by, env.verify)
         for i, app in enumerate(apps)
     ]
     listing = {"apiVersion": "v1", "kind": "List", "items": docs}
@@ -689,7 +694,7 @@ def scale_run(env: Environment, count: int, idle_window: float, address_by: str)
         {
             "objects": count,
             "applicationAddressedBy": address_by,
-            "verify": address_by == "clientId",
+            "verify": env.verify,
             "tenants": len(env.fleet.tenants),
             "operatorFlags": {
                 "maxConcurrentRotations": MAX_CONCURRENT_ROTATIONS,
@@ -827,6 +832,7 @@ class Options:
     idle_window: float = 60.0
     keep: bool = False
     address_by: str = "clientId"
+    verify: bool = True
 
 
 def run(options: Options, only: set[str]) -> Iterator[results.Outcome]:
@@ -836,6 +842,7 @@ def run(options: Options, only: set[str]) -> Iterator[results.Outcome]:
         return
     workdir = WORK / time.strftime("%Y%m%d-%H%M%S")
     env = Environment(workdir, options.tenants)
+    env.verify = options.verify
     failed = False
     outcomes: list[results.Outcome] = []
     try:
