@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rotator.handlers import registering
+from tests.handlers import fakes
 
 
 def test_binding_entry_indexes_by_referenced_secret() -> None:
@@ -43,3 +46,25 @@ def test_accounting_reader_excludes_the_asking_object() -> None:
     index = {("t", "app"): [("a/x", frozenset({"k1"})), ("b/x", frozenset({"k2"}))]}
     read = registering._accounting_reader(index)
     assert read("T", "APP", "a/x") == frozenset({"k2"})
+
+
+async def test_a_deleted_secret_leaves_nothing_behind() -> None:
+    w = fakes.world()
+    memo = {"runtime": w.rt}
+    obj = f"{fakes.NS}/{fakes.NAME}"
+    meta: dict[str, Any] = {"generation": 3}
+    w.rt.memory(obj)
+    await registering.secret_changed(
+        namespace=fakes.NS, name=fakes.NAME, meta=meta, type="MODIFIED", memo=memo
+    )
+    # The finalizer's removal (after the delete handler forgot the object), then the deletion.
+    gone = {"generation": 3, "deletionTimestamp": "2026-11-26T05:00:00Z"}
+    await registering.secret_changed(
+        namespace=fakes.NS, name=fakes.NAME, meta=gone, type="MODIFIED", memo=memo
+    )
+    await registering.secret_changed(
+        namespace=fakes.NS, name=fakes.NAME, meta=gone, type="DELETED", memo=memo
+    )
+    assert obj not in w.rt.memories
+    # A re-created object of the same name is seen for the first time: no stale fingerprint.
+    assert not w.rt.wakers.wake_if_changed(obj, (1, None, False))

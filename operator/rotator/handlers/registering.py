@@ -19,6 +19,7 @@ from typing import Any, Final
 import kopf
 
 from rotator import clock as system_clock
+from rotator import metrics
 from rotator import settings as operator_settings
 from rotator.clouds import graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
@@ -239,17 +240,24 @@ async def lifecycle(
 
 @kopf.on.event(GROUP, VERSION, SPS)
 async def secret_changed(
-    namespace: str | None, name: str, meta: kopf.Meta, memo: Any, **_: Any
+    namespace: str | None, name: str, meta: kopf.Meta, type: str, memo: Any, **_: Any
 ) -> None:
-    """A user changed the spec or the rotate annotation: wake its daemon."""
+    """A user changed the spec or the rotate annotation: wake its daemon; forget it when gone."""
     rt = memo.get("runtime")
     if isinstance(rt, runtime.Runtime):
+        obj = waking.key(namespace, name)
+        if type == "DELETED":
+            # The delete handler forgot it already, but the finalizer's removal echoes back
+            # here first and would leave an entry per deleted object behind.
+            rt.forget(obj)
+            metrics.forget(namespace or "", name)
+            return
         fingerprint = (
             meta.get("generation"),
             (meta.get("annotations") or {}).get(models.ROTATE_ANNOTATION),
             bool(meta.get("deletionTimestamp")),
         )
-        rt.wakers.wake_if_changed(waking.key(namespace, name), fingerprint)
+        rt.wakers.wake_if_changed(obj, fingerprint)
 
 
 @kopf.on.event(GROUP, VERSION, DSB)
