@@ -140,10 +140,12 @@ class FakeVault:
 
     async def disable(self, vault: str, name: str, version: str) -> None:
         self.calls.append(("disable", name))
-        found = self.versions[name]
+        found = self.versions.get(name, [])
         for i, (props, value) in enumerate(found):
             if props.version == version:
                 found[i] = (dataclasses.replace(props, enabled=False), value)
+                return
+        raise errors.NotFound(f"version {version} of {name} not found")
 
     def value(self, name: str) -> str | None:
         found = self.versions.get(name)

@@ -370,3 +370,28 @@ async def test_client_id_look_up_refused_removes_the_new_credential_and_stalls()
     stalled = condition(w, "Stalled")
     assert stalled is not None and stalled.reason == reasons.NOT_AUTHORIZED
     assert w.verifier.calls == []
+
+
+async def test_promote_finishes_when_the_staging_version_is_already_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = fakes.world()
+    disable = w.vault.disable
+
+    async def unreachable(vault: str, name: str, version: str) -> None:
+        raise errors.TransientError("Key Vault unreachable")
+
+    monkeypatch.setattr(w.vault, "disable", unreachable)
+    await run(w)
+    journal = w.api.status().rotation
+    assert journal is not None and journal.key_vault_version is not None  # stored, not promoted
+    # Meanwhile someone deleted the staging secret (it is only a working copy).
+    del w.vault.versions[STAGING]
+    monkeypatch.setattr(w.vault, "disable", disable)
+    w.clock.advance(dt.timedelta(minutes=1))
+    await run(w)
+    status = w.api.status()
+    assert status.rotation is None
+    assert status.current is not None
+    assert status.current.key_vault_version == journal.key_vault_version
+    assert condition(w, "Stalled") is None

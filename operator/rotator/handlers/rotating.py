@@ -17,12 +17,15 @@ verified secret is promoted instead of revoked.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Final
 
 from rotator import metrics
 from rotator.core import errors, facts, models, reasons, rotation
 from rotator.handlers import subjects
+
+logger = logging.getLogger(__name__)
 
 #: Safety bound on loop iterations of one pass: each iteration writes status or reads a fact.
 _MAX_ACTIONS: Final = 50
@@ -215,9 +218,21 @@ async def _promote(subject: subjects.Subject, action: rotation.Promote) -> None:
     started = time.monotonic()
     # Disable the staging copy first: once status is promoted nothing remembers it.
     if action.staging_version:
-        await rt.vault.disable(
-            subject.spec.key_vault.vault_url, action.staging_secret_name, action.staging_version
-        )
+        try:
+            await rt.vault.disable(
+                subject.spec.key_vault.vault_url,
+                action.staging_secret_name,
+                action.staging_version,
+            )
+        except errors.NotFound:
+            # Deleted by hand: nothing left to disable. Promotion must not wait for it, or a
+            # stored (verified, already the Key Vault latest) secret would never become current.
+            logger.info(
+                "%s: staging version %s of %s is already gone",
+                subject.key,
+                action.staging_version,
+                action.staging_secret_name,
+            )
     promoted = rotation.promote(subject.status, subject.spec, subject.meta, rt.clock.now())
     await subject.save(promoted)
     _observe(models.Step.PROMOTE, started)
