@@ -395,3 +395,16 @@ async def test_promote_finishes_when_the_staging_version_is_already_gone(
     assert status.current is not None
     assert status.current.key_vault_version == journal.key_vault_version
     assert condition(w, "Stalled") is None
+
+
+async def test_a_stalled_resource_stays_stalled_on_later_passes() -> None:
+    w = fakes.world()
+    w.verifier.fail.append(errors.VerificationFailed("tenant not found", kind="tenant"))
+    await run(w)
+    w.clock.advance(dt.timedelta(minutes=30))
+    await run(w)
+    stalled = condition(w, "Stalled")
+    assert stalled is not None and stalled.status == "True"
+    assert stalled.reason == reasons.VERIFICATION_FAILED
+    # Never dropped and re-added in between: its transition time is the first stall's.
+    assert stalled.last_transition_time == fakes.T0

@@ -106,6 +106,14 @@ async def _work(subject: subjects.Subject) -> bool:
                 subject, rotation.Gather(graph_credentials=True, key_vault_latest=True), observed
             )
     gated = memory.stalled_on == (meta.generation, meta.rotate_request)
+    # Read before any write of this pass: writes without a stall signal drop the condition.
+    stalled = conditions.find(subject.status.conditions, conditions.STALLED)
+    held = (
+        conditions.Signal(stalled.reason, stalled.message)
+        if gated and stalled is not None and stalled.status == "True"
+        else None
+    )
+    subject.holding = held
     if subject.status.rotation is not None:
         async with rt.limits.rotation_slot():
             await rotating.run(subject)
@@ -130,15 +138,12 @@ async def _work(subject: subjects.Subject) -> bool:
     if observed.graph_credentials is not None:
         await retiring.remove_orphans(subject, observed.graph_credentials)
     memory.retry_at = None
-    if gated and subject.status.rotation is None:
-        stalled = conditions.find(subject.status.conditions, conditions.STALLED)
-        signal = (
-            conditions.Signal(stalled.reason, stalled.message)
-            if stalled is not None and stalled.status == "True"
-            else None
-        )
-        await subject.save(subject.status, stalled=signal)
+    # Re-read the gate: a promotion in this pass (a stored secret) lifts it.
+    still_gated = memory.stalled_on == (meta.generation, meta.rotate_request)
+    if still_gated and subject.status.rotation is None:
+        await subject.save(subject.status, stalled=held)
         return True
+    subject.holding = None
     await subject.save(
         subject.status.model_copy(
             update={"failures": 0, "last_error": "", "last_failure_time": None}

@@ -30,6 +30,9 @@ class Subject:
     status: models.ServicePrincipalSecretStatus
     rt: runtime.Runtime
     written: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: A stall this pass upholds (no new rotation until the user changes something): every
+    #: write keeps it, so Stalled does not flap off and on within one pass.
+    holding: conditions.Signal | None = None
 
     @classmethod
     def parse(
@@ -91,7 +94,7 @@ class Subject:
             generation=self.meta.generation,
             now=self.rt.clock.now(),
             reconciling=reconciling,
-            stalled=stalled,
+            stalled=stalled if stalled is not None else self.holding,
         )
         patch = reporting.diff_patch(self.written, rendered.to_patch())
         self.status = rendered
