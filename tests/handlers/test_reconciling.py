@@ -397,6 +397,31 @@ async def test_promote_finishes_when_the_staging_version_is_already_gone(
     assert condition(w, "Stalled") is None
 
 
+async def test_a_stall_whose_cleanup_failed_is_finished_without_minting_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = fakes.world()
+    w.graph.fail_add.append((errors.TooManyPasswords("the app holds too many passwords"), False))
+    list_passwords = w.graph.list_passwords
+
+    async def unreachable(*_: object) -> list[object]:
+        raise errors.TransientError("Graph unreachable")
+
+    # addPassword is refused for good, and the look for what it may have made fails.
+    monkeypatch.setattr(w.graph, "list_passwords", unreachable)
+    await run(w)
+    assert w.api.status().rotation is not None
+    monkeypatch.setattr(w.graph, "list_passwords", list_passwords)
+    w.clock.advance(dt.timedelta(hours=2))
+    await run(w)
+    status = w.api.status()
+    assert status.rotation is None
+    assert [c for c in w.graph.writes() if c[0] == "add"] == [("add", "rotator-etl-sp-r0000001")]
+    stalled = condition(w, "Stalled")
+    assert stalled is not None and stalled.status == "True"
+    assert stalled.reason == reasons.TOO_MANY_PASSWORDS
+
+
 async def test_a_stalled_resource_stays_stalled_on_later_passes() -> None:
     w = fakes.world()
     w.verifier.fail.append(errors.VerificationFailed("tenant not found", kind="tenant"))

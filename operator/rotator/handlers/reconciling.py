@@ -114,7 +114,16 @@ async def _work(subject: subjects.Subject) -> bool:
         else None
     )
     subject.holding = held
-    if subject.status.rotation is not None:
+    if subject.status.rotation is not None and gated:
+        # A permanent failure stopped this attempt but its cleanup did not finish: finish it.
+        # Resuming instead would replan and mint again for a spec that already failed.
+        error = errors.PermanentError(
+            held.message if held else subject.status.last_error or "the rotation failed",
+            held.reason if held else reasons.GRAPH_ERROR,
+        )
+        async with rt.limits.rotation_slot():
+            await rotating.give_up(subject, error)
+    elif subject.status.rotation is not None:
         async with rt.limits.rotation_slot():
             await rotating.run(subject)
     else:
