@@ -64,7 +64,6 @@ async def reconcile(rt: runtime.Runtime, namespace: str, name: str) -> float | N
     body = await rt.status.read(namespace, name)
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
         return None
-    waking.key(namespace, name)
     meta = models.ResourceMeta.from_body(body)
     try:
         status = models.ServicePrincipalSecretStatus.from_dict(body.get("status"))
