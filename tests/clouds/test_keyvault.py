@@ -149,3 +149,30 @@ def test_disabled_refusal_is_told_apart_from_missing_rights() -> None:
     denied = http_error(403, "Forbidden", "The user does not have secrets get permission.")
     assert keyvault._is_disabled_refusal(disabled)
     assert not keyvault._is_disabled_refusal(denied)
+
+
+async def test_a_ca_bundle_is_loaded_once_not_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    import certifi
+
+    from rotator.clouds import settings as cloud_settings
+
+    loads: list[str | None] = []
+    create = ssl.create_default_context
+
+    def counting(*args: object, cafile: str | None = None, **kwargs: object) -> ssl.SSLContext:
+        loads.append(cafile)
+        return create(cafile=cafile)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    settings = cloud_settings.CloudSettings(ca_bundle=certifi.where())
+    async with keyvault.KeyVaultAdapter(object(), settings) as adapter:  # type: ignore[arg-type]
+        clients = [adapter._client(VAULT), adapter._client("https://kv-other.vault.azure.net")]
+        transports = [c._client._client._pipeline._transport for c in clients]
+        # Each client's aiohttp session verifies with the one context: nothing left for
+        # azure-core to build per request from a file path.
+        for transport in transports:
+            assert transport.session.connector._ssl is adapter._ssl
+            assert transport.connection_config.verify is True
+    assert loads == [certifi.where()]

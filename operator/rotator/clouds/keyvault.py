@@ -16,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import ssl
 from collections.abc import Mapping
 from typing import Any, Final
 
+import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
     AzureError,
@@ -28,6 +30,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.keyvault.secrets import SecretProperties
 from azure.keyvault.secrets.aio import SecretClient
 
@@ -150,6 +153,7 @@ class KeyVaultAdapter:
         self._credential = credential
         self._settings = settings
         self._clients: dict[str, SecretClient] = {}
+        self._ssl: ssl.SSLContext | None = None
 
     async def __aenter__(self) -> KeyVaultAdapter:
         return self
@@ -168,7 +172,15 @@ class KeyVaultAdapter:
         if client is None:
             kwargs: dict[str, Any] = {"retry_total": _SDK_RETRIES}
             if self._settings.ca_bundle:
-                kwargs["connection_verify"] = self._settings.ca_bundle
+                # Not connection_verify=<path>: azure-core's aiohttp transport then builds an
+                # SSLContext (reading and parsing the file) on the event loop for every request,
+                # and a new context per request defeats connection reuse. Build it once.
+                if self._ssl is None:
+                    self._ssl = ssl.create_default_context(cafile=self._settings.ca_bundle)
+                kwargs["transport"] = AioHttpTransport(
+                    session=aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl)),
+                    session_owner=True,
+                )
             if self._settings.is_sandbox:
                 # The emulator's challenge names a resource that is not the vault's host.
                 kwargs["verify_challenge_resource"] = False
