@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 from rotator.core import models, schedule
 from rotator.handlers import reconciling, waking
@@ -58,3 +59,23 @@ async def test_a_stalled_resource_with_past_due_times_does_not_spin() -> None:
     # Not 0 (the due rotation is held back by suspend); the expiry is a day away, so the loop
     # sleeps for the longest requeue and looks again (a pure check) after that.
     assert wait == schedule.MAX_REQUEUE.total_seconds()
+
+
+async def test_a_drift_check_that_falls_due_during_a_slow_pass_is_not_skipped() -> None:
+    """A rotation slower than the time left to the drift check (a loaded machine): the check
+    is due at once, not pushed back to the next rotation; the pass after it does not spin."""
+    w = fakes.world(drift=dt.timedelta(seconds=5))
+    verify = w.verifier.verify
+
+    async def slow_verify(*args: Any, **kwargs: Any) -> None:
+        w.clock.advance(dt.timedelta(seconds=10))
+        await verify(*args, **kwargs)
+
+    w.verifier.verify = slow_verify  # type: ignore[method-assign]
+    wait = await reconciling.reconcile(w.rt, NS, NAME)
+    assert w.api.status().current is not None
+    assert wait == 0
+    lists = w.graph.calls.count(("list", ""))
+    wait = await reconciling.reconcile(w.rt, NS, NAME)
+    assert w.graph.calls.count(("list", "")) == lists + 1  # the drift check ran
+    assert wait == dt.timedelta(seconds=5).total_seconds()

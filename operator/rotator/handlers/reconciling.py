@@ -61,6 +61,7 @@ def drift_due(rt: runtime.Runtime, obj: str, now: dt.datetime) -> bool:
 
 async def reconcile(rt: runtime.Runtime, namespace: str, name: str) -> float | None:
     """One pass over one object; returns the seconds until the next pass is due."""
+    started = rt.clock.now()
     body = await rt.status.read(namespace, name)
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
         return None
@@ -83,14 +84,14 @@ async def reconcile(rt: runtime.Runtime, namespace: str, name: str) -> float | N
     _observe_expiry(subject)
     if spec.suspend:
         await subject.save(subject.status)
-        return _next_wake(subject, gated=True)
+        return _next_wake(subject, gated=True, since=started)
     try:
         gated = await _work(subject)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        return await _failed(subject, exc)
-    return _next_wake(subject, gated=gated)
+        return await _failed(subject, exc, since=started)
+    return _next_wake(subject, gated=gated, since=started)
 
 
 async def _work(subject: subjects.Subject) -> bool:
@@ -160,7 +161,9 @@ async def _work(subject: subjects.Subject) -> bool:
     return False
 
 
-async def _failed(subject: subjects.Subject, exc: BaseException) -> float | None:
+async def _failed(
+    subject: subjects.Subject, exc: BaseException, *, since: dt.datetime | None = None
+) -> float | None:
     """Record a failure: back off if transient, stall if permanent. Returns the sleep."""
     rt, memory, _meta = subject.rt, subject.memory, subject.meta
     if not isinstance(exc, errors.RotatorError):
@@ -182,7 +185,7 @@ async def _failed(subject: subjects.Subject, exc: BaseException) -> float | None
         subject.event("Warning", reason, f"{exc.message}; retrying in {delay:.0f}s")
         return delay
     await _stall(subject, exc)
-    return _next_wake(subject, gated=True)
+    return _next_wake(subject, gated=True, since=since)
 
 
 async def _stall(
@@ -299,10 +302,19 @@ def _observe_expiry(subject: subjects.Subject) -> None:
     )
 
 
-def _next_wake(subject: subjects.Subject, *, gated: bool) -> float:
-    """Seconds until something is due: rotation, retireAt, retry, drift check or expiry."""
+def _next_wake(
+    subject: subjects.Subject, *, gated: bool, since: dt.datetime | None = None
+) -> float:
+    """Seconds until something is due: rotation, retireAt, retry, drift check or expiry.
+
+    ``since`` is when this pass started. Something that fell due while the pass ran (a drift
+    check or a short overlap's retireAt, behind a slow rotation) is due now: 0. Something that
+    was already due when the pass started and is still pending was not handled (a stall,
+    suspend) and is skipped, so the loop cannot spin on it.
+    """
     rt, status, memory = subject.rt, subject.status, subject.memory
     now = rt.clock.now()
+    since = now if since is None else min(since, now)
     due: list[dt.datetime] = []
     if not subject.spec.suspend and not gated and status.next_rotation_time is not None:
         due.append(status.next_rotation_time)
@@ -316,8 +328,9 @@ def _next_wake(subject: subjects.Subject, *, gated: bool) -> float:
             due.append(memory.drift_checked + rt.config.drift_check_interval)
     if status.current is not None:
         due.append(status.current.expires_at)  # Ready turns False exactly then
-    # Something already past due and not handled (a stall, suspend) must not spin the loop.
-    upcoming = [when for when in due if when > now]
+    # Something already past due when the pass started was not handled (a stall, suspend):
+    # it must not spin the loop. What fell due during the pass gives 0 (requeue_after).
+    upcoming = [when for when in due if when > since]
     return schedule.requeue_after(now, min(upcoming) if upcoming else None)
 
 
