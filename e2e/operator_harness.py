@@ -22,12 +22,15 @@ Session fixtures
   every object of every kind) and ``apply``.
 
 Function fixtures
-- ``operator``: the session's operator process, (re)started if a previous test killed it.
+- ``operator``: the session's operator process, (re)started if a previous test killed it;
+  ``sandbox.reset()`` before and after the test (no fault rule, Entra's propagation delay as
+  started), so no test inherits another's faults.
 - ``allowed_namespace``: a fresh namespace with a RotationPolicy granting it every sandbox
   tenant, application, vault and workspace (policies are enforced by default).
 
 Helpers: :func:`wait_for` (poll a predicate, fail with the operator log tail),
-:func:`condition`.
+:func:`wait_for_events` (events are posted asynchronously: wait for them, never read them
+right after an effect), :func:`condition`.
 
 Tests that need no operator (only ``sandbox`` and ``kube``) work before ``rotator run``
 exists; ``operator_process`` fails with the process's log when it cannot start.
@@ -49,7 +52,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -118,6 +121,31 @@ def _default_diagnostics() -> str:
     return f"--- operator log (tail) ---\n{_CURRENT_OPERATOR[0].log_tail(60)}"
 
 
+def wait_for_events(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    reasons: Collection[str],
+    *,
+    timeout: float = 60.0,
+) -> list[dict[str, Any]]:
+    """The events of ``namespace/name`` once one of each of ``reasons`` has been posted.
+
+    The operator posts events through kopf's background poster, after the action they report:
+    a test that has just seen the action's effect (a Graph credential gone, a status field) may
+    list the events before they reach the API server. Wait for them instead.
+    """
+    wanted = set(reasons)
+
+    def posted() -> list[dict[str, Any]] | None:
+        events = kube.events_for(namespace, name)
+        return events if wanted <= {str(e.get("reason")) for e in events} else None
+
+    return wait_for(
+        posted, timeout=timeout, message=f"events {sorted(wanted)} of {namespace}/{name}"
+    )
+
+
 def condition(obj: Mapping[str, Any] | None, kind: str) -> dict[str, Any]:
     """The status condition of ``kind`` (empty when absent)."""
     for cond in ((obj or {}).get("status") or {}).get("conditions") or ():
@@ -147,6 +175,7 @@ class Sandbox:
         # directory but must stay on this list (it may still have leaked before).
         self._minted: list[str] = []
         self._minted_lock = threading.Lock()
+        self._propagation_delay = 0.0  # the directory's, as started (see reset)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -178,6 +207,7 @@ class Sandbox:
         self._stopping = asyncio.Event()
         async with stack.Stack.start(self.directory, **self._options) as running:
             self._stack = running
+            self._propagation_delay = running.directory.propagation_delay
             self._record_minted(running)
             self._ready.set()
             await self._stopping.wait()
@@ -257,6 +287,15 @@ class Sandbox:
 
     def clear_faults(self) -> None:
         self.call(self.stack.clear_faults)
+
+    def reset(self) -> None:
+        """No fault rule left, and Entra's propagation delay as the session started."""
+
+        def reset() -> None:
+            self.stack.clear_faults()
+            self.stack.directory.propagation_delay = self._propagation_delay
+
+        self.call(reset)
 
     def minted_secrets(self) -> list[str]:
         """Every secret text the directory ever held this session (seeded and minted), plus
@@ -614,9 +653,15 @@ def operator_process(
 
 
 @pytest.fixture
-def operator(operator_process: OperatorProcess) -> OperatorProcess:
-    """The session's operator, running (a test before may have killed it)."""
-    return operator_process.start()
+def operator(operator_process: OperatorProcess, sandbox: Sandbox) -> Iterator[OperatorProcess]:
+    """The session's operator, running (a test before may have killed it), against emulators
+    with no fault rule and the default propagation delay (``sandbox.reset()`` before and after
+    the test: nothing a test before did, or failed to undo, leaks into this one)."""
+    sandbox.reset()
+    try:
+        yield operator_process.start()
+    finally:
+        sandbox.reset()
 
 
 @pytest.fixture

@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from e2e.operator_harness import Kube, OperatorProcess, Sandbox, condition, wait_for
+from e2e.operator_harness import (
+    Kube,
+    OperatorProcess,
+    Sandbox,
+    condition,
+    wait_for,
+    wait_for_events,
+)
 from rotator.sandbox import faults
 
 pytest_plugins = ["e2e.operator_harness"]
@@ -293,8 +300,9 @@ def test_binding_syncs_scope_and_rewrites_jobs_in_place(
     assert by_name[f"nightly-{ns}"]["jobId"] == batch_id and by_name[f"nightly-{ns}"]["changed"]
     assert by_name[f"stream-{ns}"]["restartedRuns"] == 1
     assert by_name[str(keep_id)]["restartedRuns"] == 0
-    reasons = {e["reason"] for e in kube.events_for(ns, "etl-prod")}
-    assert {"Synced", "JobUpdated", "RunsRestarted"} <= reasons
+    wanted = {"Synced", "JobUpdated", "RunsRestarted"}
+    reasons = {e["reason"] for e in wait_for_events(kube, ns, "etl-prod", wanted)}
+    assert wanted <= reasons
 
     # A rotation reaches the scope promptly; jobs already reference it, so no job write, but the
     # continuous job restarts again to pick the new value up.
@@ -441,7 +449,7 @@ def test_binding_denied_by_policy_makes_no_calls(
         return found if found.get("reason") == "NotAuthorized" else None
 
     wait_for(stalled, timeout=60, message="NotAuthorized stall")
-    events = kube.events_for(ns, "denied")
+    events = wait_for_events(kube, ns, "denied", {"NotAuthorized"})
     assert any(e["type"] == "Warning" and e["reason"] == "NotAuthorized" for e in events)
     assert len(sandbox.requests(url=ws.url)) + len(sandbox.requests(url=vault)) == calls
 

@@ -143,8 +143,10 @@ def key_ids(sandbox: h.Sandbox, t: Target) -> set[str]:
     return sandbox.key_ids(t.app.tenant_id, t.app.client_id)
 
 
-def reasons_of(kube: h.Kube, t: Target) -> list[str]:
-    return [str(e.get("reason")) for e in kube.events_for(t.ns, t.name)]
+def reasons_of(kube: h.Kube, t: Target, *expected: str) -> list[str]:
+    """The reasons of the object's events, once each ``expected`` one has been posted (events
+    reach the API server after the effect they report: see :func:`h.wait_for_events`)."""
+    return [str(e.get("reason")) for e in h.wait_for_events(kube, t.ns, t.name, expected)]
 
 
 def assert_no_secret_leaked(kube: h.Kube, sandbox: h.Sandbox, t: Target) -> None:
@@ -189,7 +191,7 @@ def test_first_issuance(
     assert h.condition(obj, "Ready")["observedGeneration"] == obj["metadata"]["generation"]
     assert status["observedGeneration"] == obj["metadata"]["generation"]
     assert status["nextRotationTime"] and status["lastRotationTime"]
-    events = reasons_of(kube, t)
+    events = reasons_of(kube, t, "NeverIssued", "Rotated")
     assert "NeverIssued" in events and "Rotated" in events
     assert_no_secret_leaked(kube, sandbox, t)
 
@@ -217,7 +219,7 @@ def test_scheduled_rotation_then_revocation_after_overlap(
         message="retiring to be emptied",
     )
     assert len(app_requests(sandbox, t, "graph.removePassword")) >= 1
-    assert "Revoked" in reasons_of(kube, t)
+    assert "Revoked" in reasons_of(kube, t, "Revoked")
 
 
 def test_manual_rotation_via_annotation(
@@ -233,7 +235,7 @@ def test_manual_rotation_via_annotation(
     assert [r["keyId"] for r in status["retiring"]] == [first]
     time.sleep(3)  # the handled value must not rotate again
     assert len(app_requests(sandbox, t, "graph.addPassword")) == adds + 1
-    assert "ManualRequest" in reasons_of(kube, t)
+    assert "ManualRequest" in reasons_of(kube, t, "ManualRequest")
 
 
 def test_suspend_stops_rotation(
@@ -292,7 +294,8 @@ def test_policy_denial_makes_zero_cloud_calls(
     time.sleep(2)
     assert app_requests(sandbox, t) == []
     assert vault_requests(sandbox, t) == []
-    warnings = [e for e in kube.events_for(t.ns, t.name) if e.get("type") == "Warning"]
+    events = h.wait_for_events(kube, t.ns, t.name, {"NotAuthorized"})
+    warnings = [e for e in events if e.get("type") == "Warning"]
     assert any(e.get("reason") == "NotAuthorized" for e in warnings)
     # Granting it later issues the secret without any edit of the resource.
     kube.apply(h.allow_policy(f"e2e-{ns}", [ns], sandbox))
@@ -331,7 +334,7 @@ def test_verification_failure_never_reaches_key_vault(
     # Nothing reached the real secret name; the minted credential was removed again.
     assert len(versions(sandbox, t)) == stored
     h.wait_for(lambda: key_ids(sandbox, t) == {first} | _initial(sandbox, t), message="cleanup")
-    assert "VerificationFailed" in reasons_of(kube, t)
+    assert "VerificationFailed" in reasons_of(kube, t, "VerificationFailed")
 
 
 def _initial(sandbox: h.Sandbox, t: Target) -> set[str]:
@@ -446,7 +449,7 @@ def test_drift_and_orphans_are_repaired(
     status = wait_ready(kube, t, other_than=first, timeout=90)
     assert status["current"]["keyId"] in key_ids(sandbox, t)
     h.wait_for(lambda: orphan not in key_ids(sandbox, t), timeout=60, message="orphan removed")
-    reasons = reasons_of(kube, t)
+    reasons = reasons_of(kube, t, "DriftDetected", "OrphanRemoved")
     assert "DriftDetected" in reasons and "OrphanRemoved" in reasons
     # A credential of someone else (not our displayName) is never touched.
     assert foreign <= key_ids(sandbox, t)
@@ -497,8 +500,15 @@ def test_object_id_only_service_principal_is_verified_and_issued(
     ]
     assert len(lookups) == 1
     # Verify ran (its event) before the store; the stored value authenticates as the app.
-    messages = [str(e.get("message")) for e in kube.events_for(t.ns, t.name)]
-    assert any(f"the new credential {key} authenticates" in m for m in messages)
+    verified = h.wait_for(
+        lambda: [
+            e
+            for e in kube.events_for(t.ns, t.name)
+            if f"the new credential {key} authenticates" in str(e.get("message"))
+        ],
+        message="the event saying the new credential authenticates",
+    )
+    assert verified
     latest = versions(sandbox, t)[-1]
     assert latest.tags["rotator.dev/key-id"] == key
     cloud = cloud_settings.CloudSettings.from_env(sandbox.env())
