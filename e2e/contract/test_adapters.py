@@ -167,6 +167,32 @@ async def test_graph_app_id_is_resolved_once(
     assert sum(p.endswith(demo.object_id) for p in paths) == 3
 
 
+async def test_graph_concurrent_app_id_look_ups_each_find_their_own_application(
+    sandbox: stack.Stack, graph_adapter: graph.GraphAdapter
+) -> None:
+    # Regression: msgraph's appId builders share the client's path-parameter dict, so
+    # look-ups started together once sent each other's appId and minted on the wrong app.
+    apps = [sandbox.seed_application(f"concurrent-{i}") for i in range(6)]
+    tenant = apps[0].tenant_id
+    found = await asyncio.gather(
+        *(
+            graph_adapter.list_passwords(tenant, graph.AppRef(client_id=a.client_id), "application")
+            for a in apps
+        )
+    )
+    for app, passwords in zip(apps, found, strict=True):
+        by_object = await graph_adapter.list_passwords(
+            tenant, graph.AppRef(object_id=app.object_id), "application"
+        )
+        assert [p.key_id for p in passwords] == [p.key_id for p in by_object], app.client_id
+    looked_up = [
+        urllib.parse.unquote(e["path"])
+        for e in sandbox.requests("graph.getApplication")
+        if "appId=" in urllib.parse.unquote(e["path"])
+    ]
+    assert sorted(looked_up) == sorted(f"/v1.0/applications(appId='{a.client_id}')" for a in apps)
+
+
 @pytest.mark.parametrize("owner", ["application", "servicePrincipal"])
 async def test_graph_client_id_is_resolved_from_the_object_id_once(
     sandbox: stack.Stack, graph_adapter: graph.GraphAdapter, owner: graph.Owner

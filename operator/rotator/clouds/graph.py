@@ -38,6 +38,9 @@ from msgraph.generated.applications.item.add_password.add_password_post_request_
 from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
     RemovePasswordPostRequestBody,
 )
+from msgraph.generated.applications_with_app_id import (
+    applications_with_app_id_request_builder as app_with_app_id,
+)
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.password_credential import PasswordCredential
 from msgraph.generated.service_principals.item.add_password import (
@@ -45,6 +48,9 @@ from msgraph.generated.service_principals.item.add_password import (
 )
 from msgraph.generated.service_principals.item.remove_password import (
     remove_password_post_request_body as sp_remove,
+)
+from msgraph.generated.service_principals_with_app_id import (
+    service_principals_with_app_id_request_builder as sp_with_app_id,
 )
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as graph_default_options
@@ -283,11 +289,23 @@ class GraphAdapter:
         client = self._client(tenant)
         config = self._config(self._read_retry, select=["id"])
         found: Any
+        # Not client.applications_with_app_id(...): msgraph's generated builder writes the appId
+        # into the path-parameter dict it is given, which is the client's own shared dict, and
+        # renders the URL only after awaiting a token. Concurrent look-ups in one tenant then
+        # send each other's appId, and a secret would be minted on another application.
+        # Each builder here gets a private copy.
+        params = dict(client.path_parameters)
+        builder: Any
+        if owner == "application":
+            builder = app_with_app_id.ApplicationsWithAppIdRequestBuilder(
+                client.request_adapter, params, app.client_id
+            )
+        else:
+            builder = sp_with_app_id.ServicePrincipalsWithAppIdRequestBuilder(
+                client.request_adapter, params, app.client_id
+            )
         try:
-            if owner == "application":
-                found = await client.applications_with_app_id(app.client_id).get(config)
-            else:
-                found = await client.service_principals_with_app_id(app.client_id).get(config)
+            found = await builder.get(config)
         except Exception as exc:
             raise map_graph_error(
                 exc, action="look up", tenant=tenant, app=app, owner=owner
