@@ -378,6 +378,44 @@ def test_graph_failure_during_add_password_leaves_no_orphan(
     assert len(versions(sandbox, t)) == 1
 
 
+@pytest.mark.timeout(240)
+def test_graph_retry_after_holds_the_whole_tenant(
+    operator: h.OperatorProcess,
+    kube: h.Kube,
+    sandbox: h.Sandbox,
+    allowed_namespace: str,
+    clean_faults: None,
+) -> None:
+    """Graph throttles the operator per tenant: after a 429 with Retry-After for one secret,
+    another secret of the same tenant makes no Graph call until Retry-After has passed."""
+    retry_after = 8.0
+    a = seed_target(sandbox, kube, allowed_namespace, label="a")
+    b = seed_target(sandbox, kube, allowed_namespace, label="b")
+    b.name = "etl-sp-b"
+    assert a.app.tenant_id == b.app.tenant_id
+    sandbox.add_fault(
+        faults.FaultRule(
+            operation="graph.addPassword",
+            kind="status",
+            status=429,
+            retry_after=retry_after,
+            count=1,
+        )
+    )
+    kube.apply(a.manifest())
+    throttled = h.wait_for(
+        lambda: [e for e in app_requests(sandbox, a, "graph.addPassword") if e["status"] == 429],
+        message="the 429 for the first secret",
+    )
+    kube.apply(b.manifest())
+    wait_ready(kube, b, timeout=120)
+    wait_ready(kube, a, timeout=120)
+    first_of_b = app_requests(sandbox, b)[0]
+    # 0.5 s for the two clocks' reading of one instant (the operator starts the hold when the
+    # answer arrives, after the emulator logged the request).
+    assert float(first_of_b["time"]) >= float(throttled[0]["time"]) + retry_after - 0.5
+
+
 @pytest.mark.timeout(300)
 def test_killed_mid_verification_resumes_and_finishes(
     operator: h.OperatorProcess,

@@ -239,6 +239,8 @@ class World:
     clock: clocks.ManualClock
     policies: list[policies.NamedPolicy]
     bindings: list[retirement.BindingSync]
+    #: What the limiter waited (each wait moved the manual clock by as much).
+    slept: list[float] = dataclasses.field(default_factory=list)
 
     def cloud_calls(self) -> int:
         return len(self.graph.calls) + len(self.vault.calls) + len(self.verifier.calls)
@@ -262,7 +264,15 @@ def world(
     bindings: list[retirement.BindingSync] = []
     counter = itertools.count(1)
 
-    async def no_sleep(_: float) -> None:
+    slept: list[float] = []
+
+    def monotonic() -> float:
+        return clock.now().timestamp()
+
+    async def no_sleep(seconds: float) -> None:
+        # Nothing sleeps: the manual clock moves by what the limiter would have waited.
+        slept.append(seconds)
+        clock.advance(dt.timedelta(seconds=seconds))
         await asyncio.sleep(0)
 
     rt = runtime.Runtime(
@@ -276,7 +286,10 @@ def world(
         status=api,
         events=events,
         limits=limiting.Limits(
-            max_concurrent_rotations=2, graph_writes_per_second=100.0, sleep=no_sleep
+            max_concurrent_rotations=2,
+            graph_writes_per_second=100.0,
+            clock=monotonic,
+            sleep=no_sleep,
         ),
         police=policing.Police(
             enforce=enforce, policies_of=lambda: allowed, labels_of=lambda _ns: {}
@@ -286,4 +299,4 @@ def world(
         bindings_of=lambda ns, name: list(bindings),
         accounted_elsewhere=lambda t, a, k: accounted,
     )
-    return World(rt, api, fake_graph, vault, verifier, events, clock, allowed, bindings)
+    return World(rt, api, fake_graph, vault, verifier, events, clock, allowed, bindings, slept)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from rotator.core import errors
 from rotator.handlers import limiting
 
 
@@ -81,3 +84,127 @@ async def test_rotation_slots_bound_concurrency() -> None:
 
     await asyncio.gather(*(rotate() for _ in range(6)))
     assert most == 2
+
+
+def _throttled(retry_after: float | None = 30.0) -> errors.Throttled:
+    return errors.Throttled("Graph throttled the request (429)", retry_after)
+
+
+async def test_a_throttled_graph_call_holds_every_graph_call_of_its_tenant() -> None:
+    """Graph throttles per application per tenant: one 429 with Retry-After holds the tenant's
+    reads and writes (of any object, any app) until it has passed; other tenants go on."""
+    t = FakeTime()
+    limits = limiting.Limits(
+        max_concurrent_rotations=4, graph_writes_per_second=100.0, clock=t.clock, sleep=t.sleep
+    )
+    with pytest.raises(errors.Throttled):
+        async with limits.graph_write("tenant-a", "app-1"):
+            raise _throttled(30.0)
+    assert limits.held_for("TENANT-A") == 30.0
+    # Another tenant is not held.
+    async with limits.graph_read("tenant-b"):
+        assert t.now == 0.0
+    async with limits.graph_write("tenant-b", "app-9"):
+        assert t.now == 0.0
+    # A read of another application of the throttled tenant waits out the window...
+    async with limits.graph_read("tenant-a"):
+        assert t.now == 30.0
+    # ...and so does a write; a throttled read holds the tenant as well.
+    with pytest.raises(errors.Throttled):
+        async with limits.graph_read("tenant-a"):
+            raise _throttled(10.0)
+    async with limits.graph_write("tenant-a", "app-2"):
+        assert t.now == 40.0
+    assert t.slept == [30.0, 10.0]
+
+
+async def test_a_hold_is_never_shortened_and_needs_retry_after() -> None:
+    t = FakeTime()
+    limits = limiting.Limits(
+        max_concurrent_rotations=1, graph_writes_per_second=1.0, clock=t.clock, sleep=t.sleep
+    )
+    limits.hold("t", 30.0)
+    limits.hold("t", 5.0)
+    assert limits.held_for("t") == 30.0
+    # A Throttled without Retry-After (and any other error) holds nobody: that object backs off.
+    other = limiting.Limits(
+        max_concurrent_rotations=1, graph_writes_per_second=1.0, clock=t.clock, sleep=t.sleep
+    )
+    for error in (_throttled(None), errors.TransientError("503", 20.0)):
+        with pytest.raises(errors.TransientError):
+            async with other.graph_read("t"):
+                raise error
+    assert other.held_for("t") == 0.0
+
+
+async def test_waiting_for_a_throttled_tenant_gives_the_rotation_slot_back() -> None:
+    """With one slot, a rotation of a throttled tenant must not keep another tenant's rotation
+    out for the whole Retry-After window: it gives its slot back while it waits."""
+    t = FakeTime()
+    released = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        t.slept.append(seconds)
+        await released.wait()  # the hold lasts until the test says so
+        t.now += seconds
+
+    limits = limiting.Limits(
+        max_concurrent_rotations=1, graph_writes_per_second=100.0, clock=t.clock, sleep=sleep
+    )
+    limits.hold("tenant-a", 30.0)
+    order: list[str] = []
+
+    async def rotate(tenant: str) -> None:
+        async with limits.rotation_slot():
+            order.append(f"{tenant} in")
+            async with limits.graph_write(tenant, "app"):
+                order.append(f"{tenant} write")
+
+    waiting = asyncio.ensure_future(rotate("tenant-a"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert order == ["tenant-a in"] and t.slept == [30.0]
+    await asyncio.wait_for(rotate("tenant-b"), 1)  # the only slot is free for another tenant
+    assert order == ["tenant-a in", "tenant-b in", "tenant-b write"]
+    released.set()
+    await asyncio.wait_for(waiting, 1)
+    assert order[-1] == "tenant-a write"
+    # Every slot is back: two rotations can take the one slot in turn without waiting.
+    await asyncio.wait_for(rotate("tenant-b"), 1)
+
+
+async def test_a_slot_given_back_during_a_cancelled_wait_is_not_released_twice() -> None:
+    t = FakeTime()
+    forever = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        await forever.wait()
+
+    limits = limiting.Limits(
+        max_concurrent_rotations=1, graph_writes_per_second=100.0, clock=t.clock, sleep=sleep
+    )
+    limits.hold("t", 30.0)
+
+    async def rotate() -> None:
+        async with limits.rotation_slot(), limits.graph_read("t"):
+            pass
+
+    waiting = asyncio.ensure_future(rotate())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    inside = 0
+    most = 0
+
+    async def other() -> None:
+        nonlocal inside, most
+        async with limits.rotation_slot():
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0)
+            inside -= 1
+
+    await asyncio.gather(*(other() for _ in range(3)))
+    assert most == 1

@@ -433,3 +433,50 @@ async def test_a_stalled_resource_stays_stalled_on_later_passes() -> None:
     assert stalled.reason == reasons.VERIFICATION_FAILED
     # Never dropped and re-added in between: its transition time is the first stall's.
     assert stalled.last_transition_time == fakes.T0
+
+
+async def test_graph_retry_after_holds_the_other_secrets_of_the_tenant() -> None:
+    """Graph throttles the operator (one application) per tenant: after a 429 with Retry-After
+    for one ServicePrincipalSecret, the others of that tenant make no Graph call, read or
+    write, until Retry-After has passed (benchmarks finding 3)."""
+    a = fakes.world()
+    other = fakes.sps_body()
+    other["metadata"].update(name="other-sp", uid="uid-2")
+    b = fakes.world(other)
+    # One operator: one limiter and one clock for both objects.
+    b.rt.limits, b.rt.clock, b.clock = a.rt.limits, a.clock, a.clock
+    seen: list[tuple[str, dt.datetime]] = []
+    for name in ("list_passwords", "add_password", "remove_password"):
+        method = getattr(b.graph, name)
+
+        async def timed(*args: object, _m: object = method, _n: str = name) -> object:
+            seen.append((_n, a.clock.now()))
+            return await _m(*args)  # type: ignore[operator]
+
+        setattr(b.graph, name, timed)
+
+    a.graph.fail_add.append((errors.Throttled("Graph throttled addPassword (429)", 30.0), False))
+    wait = await run(a)
+    assert wait is not None and wait >= 30
+    throttled_at = a.clock.now()
+    # The other object's first issuance: its addPassword waits for the window.
+    await reconciling.reconcile(b.rt, NS, "other-sp")
+    assert b.api.status().current is not None
+    assert [n for n, _ in seen] == ["add_password"]
+    assert seen[0][1] >= throttled_at + dt.timedelta(seconds=30)
+    # A throttled READ holds the tenant too: the other object's drift check waits for it.
+    a.clock.set(throttled_at + dt.timedelta(seconds=wait))
+    await run(a)
+    assert a.api.status().current is not None
+
+    async def throttled_list(*_: object) -> list[object]:
+        raise errors.Throttled("Graph throttled the read (429)", 20.0)
+
+    a.graph.list_passwords = throttled_list  # type: ignore[assignment,method-assign]
+    a.clock.advance(dt.timedelta(hours=2))  # both drift checks are due
+    await run(a)
+    read_throttled_at = a.clock.now()
+    await reconciling.reconcile(b.rt, NS, "other-sp")
+    assert [n for n, _ in seen] == ["add_password", "list_passwords"]
+    assert seen[1][1] >= read_throttled_at + dt.timedelta(seconds=20)
+    assert b.graph.writes() == [("add", "rotator-other-sp-r0000001")]

@@ -79,7 +79,8 @@ async def _apply(rt: runtime.Runtime, body: Mapping[str, Any]) -> None:
     journal = status.rotation
     if journal is not None and journal.key_id is None and journal.step is not models.Step.PLAN:
         # addPassword may have run without its result being recorded: find it by its name.
-        listed = await rt.graph.list_passwords(subject.tenant, subject.app, subject.owner)
+        async with rt.limits.graph_read(subject.tenant):
+            listed = await rt.graph.list_passwords(subject.tenant, subject.app, subject.owner)
         revoke.extend(p.key_id for p in listed if p.display_name == journal.display_name)
     for key_id in revoke:
         await rotating.remove(subject, key_id, reasons.DELETED, "deletionPolicy Revoke")

@@ -1,4 +1,5 @@
-"""Being gentle with shared APIs: per-tenant Graph write rate, per-app write lock, global bound.
+"""Being gentle with shared APIs: per-tenant Graph write rate, per-app write lock, global bound,
+and ``Retry-After`` held per tenant.
 
 * :class:`TokenBucket` — ``rate`` writes per second per tenant with a small burst; a caller
   waits (asyncio) for a token, never spins, never blocks the loop.
@@ -6,6 +7,16 @@
   one app at once get 409 ``Directory_ConcurrencyViolation``, and two ServicePrincipalSecrets
   may target the same app.
 * :class:`Limits.rotation_slot` — at most ``--max-concurrent-rotations`` rotations in flight.
+* The tenant hold — Graph throttles per application (the operator is one) per tenant, so a
+  :class:`~rotator.core.errors.Throttled` with ``retry_after`` from ANY Graph call of a tenant
+  holds EVERY Graph call of that tenant, reads (:meth:`Limits.graph_read`) and writes
+  (:meth:`Limits.graph_write`), until Retry-After has passed; other tenants are not held.
+
+Waiting for a tenant's hold never occupies a rotation slot: a rotation that meets a held
+tenant gives its slot back while it waits and queues for one again afterwards, so a throttled
+tenant cannot starve the others of ``--max-concurrent-rotations``. (The order is: rotation
+slot, then app lock, then hold, then the tenant's token; only the slot is given back, since
+the app lock and token are per tenant anyway.)
 
 Time and sleep are injected so tests run without sleeping.
 """
@@ -14,10 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import dataclasses
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from rotator import metrics
+from rotator.core import errors
+
+logger = logging.getLogger(__name__)
 
 
 class TokenBucket:
@@ -61,6 +78,17 @@ class TokenBucket:
         return waited
 
 
+@dataclasses.dataclass
+class _Slot:
+    """The rotation slot the current task holds (``taken`` is False while given back)."""
+
+    taken: bool = True
+
+
+#: The slot of the rotation running in this task (a task's context is its own).
+_SLOT: contextvars.ContextVar[_Slot | None] = contextvars.ContextVar("rotation_slot", default=None)
+
+
 class Limits:
     """The operator-wide limits, shared by every handler through the runtime."""
 
@@ -78,6 +106,8 @@ class Limits:
         self._sleep = sleep
         self._buckets: dict[str, TokenBucket] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        #: tenant -> monotonic time before which no Graph call of that tenant is made.
+        self._not_before: dict[str, float] = {}
 
     def bucket(self, tenant: str) -> TokenBucket:
         """The Graph write bucket of ``tenant`` (created on first use)."""
@@ -93,19 +123,81 @@ class Limits:
             self._locks[key] = asyncio.Lock()
         return self._locks[key]
 
+    def hold(self, tenant: str, seconds: float) -> None:
+        """No Graph call of ``tenant`` for ``seconds`` from now (never shortens a hold)."""
+        key = tenant.lower()
+        until = self._clock() + max(0.0, seconds)
+        if until > self._not_before.get(key, float("-inf")):
+            self._not_before[key] = until
+            logger.info("Graph throttled tenant %s: holding its calls for %.1fs", key, seconds)
+
+    def held_for(self, tenant: str) -> float:
+        """Seconds until ``tenant``'s Graph calls may go again (0 when not held)."""
+        until = self._not_before.get(tenant.lower())
+        return 0.0 if until is None else max(0.0, until - self._clock())
+
+    async def _until_released(self, tenant: str) -> None:
+        """Wait out ``tenant``'s hold, giving this task's rotation slot back meanwhile."""
+        if self.held_for(tenant) <= 0:
+            return
+        slot = _SLOT.get()
+        if slot is not None and slot.taken:
+            slot.taken = False
+            self._slots.release()
+            metrics.ROTATIONS_IN_FLIGHT.dec()
+        try:
+            # A hold may be extended while we sleep (another call throttled): look again.
+            while (remaining := self.held_for(tenant)) > 0:
+                await self._sleep(remaining)
+        finally:
+            if slot is not None and not slot.taken:
+                await self._slots.acquire()
+                slot.taken = True
+                metrics.ROTATIONS_IN_FLIGHT.inc()
+
+    @contextlib.contextmanager
+    def _watch(self, tenant: str) -> Iterator[None]:
+        """Turn a Throttled with Retry-After from the call inside into a hold of the tenant."""
+        try:
+            yield
+        except errors.Throttled as exc:
+            if exc.retry_after is not None:
+                self.hold(tenant, exc.retry_after)
+            raise
+
     @contextlib.asynccontextmanager
-    async def graph_write(self, tenant: str, app: str) -> AsyncIterator[None]:
-        """Hold the app's write lock and one token of the tenant's bucket for one Graph write."""
-        async with self.app_lock(tenant, app):
-            await self.bucket(tenant).acquire()
+    async def graph_read(self, tenant: str) -> AsyncIterator[None]:
+        """One Graph read of ``tenant``: after its hold (if any); a throttle starts one."""
+        await self._until_released(tenant)
+        with self._watch(tenant):
             yield
 
     @contextlib.asynccontextmanager
-    async def rotation_slot(self) -> AsyncIterator[None]:
-        """One of the ``--max-concurrent-rotations`` slots, for the length of a rotation."""
-        async with self._slots:
-            metrics.ROTATIONS_IN_FLIGHT.inc()
-            try:
+    async def graph_write(self, tenant: str, app: str) -> AsyncIterator[None]:
+        """One Graph write: the app's write lock, the tenant's hold, then one of its tokens."""
+        async with self.app_lock(tenant, app):
+            await self._until_released(tenant)
+            await self.bucket(tenant).acquire()
+            # The bucket may have made us wait, and a hold may have begun meanwhile.
+            await self._until_released(tenant)
+            with self._watch(tenant):
                 yield
-            finally:
+
+    @contextlib.asynccontextmanager
+    async def rotation_slot(self) -> AsyncIterator[None]:
+        """One of the ``--max-concurrent-rotations`` slots, for the length of a rotation.
+
+        Given back while the rotation waits for a throttled tenant (:meth:`_until_released`).
+        """
+        await self._slots.acquire()
+        slot = _Slot()
+        token = _SLOT.set(slot)
+        metrics.ROTATIONS_IN_FLIGHT.inc()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ValueError):  # closed from another context: nothing to undo
+                _SLOT.reset(token)
+            if slot.taken:
+                self._slots.release()
                 metrics.ROTATIONS_IN_FLIGHT.dec()

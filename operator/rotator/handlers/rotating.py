@@ -37,7 +37,8 @@ async def gather(
     """Read the facts ``want`` asks for (Graph passwords, Key Vault latest, staging latest)."""
     rt, spec = subject.rt, subject.spec
     if want.graph_credentials:
-        listed = await rt.graph.list_passwords(subject.tenant, subject.app, subject.owner)
+        async with rt.limits.graph_read(subject.tenant):
+            listed = await rt.graph.list_passwords(subject.tenant, subject.app, subject.owner)
         observed = dataclasses.replace(
             observed,
             graph_credentials=tuple(
@@ -152,9 +153,10 @@ async def _verify(subject: subjects.Subject, action: rotation.VerifySecret) -> N
     rt, memory = subject.rt, subject.memory
     # The token request names the client id: given an objectId, Graph tells it (the adapter
     # caches it, so this reads Graph once per object and process).
-    client_id = subject.spec.application.client_id or await rt.graph.resolve_client_id(
-        subject.tenant, subject.app, subject.owner
-    )
+    client_id = subject.spec.application.client_id
+    if not client_id:
+        async with rt.limits.graph_read(subject.tenant):
+            client_id = await rt.graph.resolve_client_id(subject.tenant, subject.app, subject.owner)
     journal = rotation.begin(_journal(subject), models.Step.VERIFY)
     await _write(subject, journal)
     text = await _text(subject, action.staging_secret_name, action.staging_version)
