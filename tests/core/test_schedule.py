@@ -112,3 +112,21 @@ def test_backoff_grows_and_is_capped(failures: int, low: float, high: float) -> 
 def test_backoff_honours_retry_after() -> None:
     assert schedule.backoff_delay(1, retry_after=120.0) == 120.0
     assert schedule.backoff_delay(5, retry_after=1.0) >= 80.0
+
+
+def test_spread_uses_the_whole_span_deterministically() -> None:
+    """Drift checks are spread over the whole interval (not jitter's 10% window)."""
+    hour = dt.timedelta(hours=1)
+    offsets = [schedule.spread(f"ns/sp-{i}", hour).total_seconds() for i in range(2000)]
+    assert offsets == [schedule.spread(f"ns/sp-{i}", hour).total_seconds() for i in range(2000)]
+    assert all(0 <= s < 3600 and s == int(s) for s in offsets)
+    buckets = [0] * 6
+    for seconds in offsets:
+        buckets[int(seconds // 600)] += 1
+    assert min(buckets) > 250  # expected 333 in every ten minutes of the hour
+    assert schedule.spread("k", dt.timedelta(0)) == dt.timedelta(0)
+    assert (
+        dt.timedelta(0)
+        <= schedule.spread("k", dt.timedelta(milliseconds=500))
+        < dt.timedelta(milliseconds=500)
+    )

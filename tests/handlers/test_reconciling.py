@@ -480,3 +480,49 @@ async def test_graph_retry_after_holds_the_other_secrets_of_the_tenant() -> None
     assert [n for n, _ in seen] == ["add_password", "list_passwords"]
     assert seen[1][1] >= read_throttled_at + dt.timedelta(seconds=20)
     assert b.graph.writes() == [("add", "rotator-other-sp-r0000001")]
+
+
+async def test_first_issuance_schedules_the_drift_check_within_one_interval() -> None:
+    """After the pass that promoted the first secret, the next wake-up is the object's drift
+    check, at a stable per-object offset within one interval; it lists Graph and reads Key
+    Vault's latest, and writes nothing when nothing drifted (benchmarks finding 4)."""
+    interval = dt.timedelta(hours=1)
+    w = fakes.world(drift=interval)
+    wait = await run(w)
+    assert w.api.status().current is not None
+    expected = reconciling.first_drift_check(w.rt, f"{NS}/{NAME}", fakes.T0) - fakes.T0
+    assert wait == expected.total_seconds()
+    assert 0 < wait <= interval.total_seconds()
+    calls = (list(w.graph.calls), list(w.vault.calls))
+    writes = len(w.api.patches)
+    w.clock.advance(dt.timedelta(seconds=wait - 1))
+    await run(w)
+    assert (w.graph.calls, w.vault.calls) == calls  # not due yet: no cloud call
+    w.clock.advance(dt.timedelta(seconds=1))
+    wait = await run(w)
+    assert w.graph.calls == [*calls[0], ("list", "")]
+    assert w.vault.calls == [*calls[1], ("latest", SECRET)]
+    assert w.graph.writes() == [("add", "rotator-etl-sp-r0000001")]
+    assert len(w.api.patches) == writes
+    assert wait == interval.total_seconds()  # and then once per interval
+
+
+async def test_a_burst_of_first_issuances_spreads_its_drift_checks_over_the_interval() -> None:
+    """500 objects issued at once: ~8 drift checks in any minute of the next hour, not none
+    for 54 minutes (the first checks used to fall in the last tenth of the interval)."""
+    interval = dt.timedelta(hours=1)
+    waits = []
+    for i in range(60):
+        body = fakes.sps_body()
+        body["metadata"].update(name=f"sp-{i}", uid=f"uid-{i}")
+        w = fakes.world(body, drift=interval)
+        wait = await reconciling.reconcile(w.rt, NS, f"sp-{i}")
+        assert w.api.status().current is not None
+        assert wait is not None and 0 <= wait <= interval.total_seconds()
+        waits.append(wait)
+    assert len(set(waits)) > 50  # per object, not one time for all
+    # Every quarter of the interval gets some of the first checks (expected 15 each).
+    quarters = [0] * 4
+    for wait in waits:
+        quarters[min(int(wait // 900), 3)] += 1
+    assert min(quarters) >= 5, quarters

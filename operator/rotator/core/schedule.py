@@ -45,6 +45,18 @@ def jitter(key: str, renew_before: dt.timedelta) -> dt.timedelta:
     return dt.timedelta(seconds=int(_fraction(key) * (seconds + 1)))
 
 
+def spread(key: str, span: dt.timedelta) -> dt.timedelta:
+    """The deterministic offset of the object ``key`` within ``[0, span)``, whole seconds when
+    ``span`` is at least a second (e.g. where in the drift-check interval its first check falls).
+
+    Unlike :func:`jitter`, the whole ``span`` is used: no 10% / 1h window applies.
+    """
+    offset = span * _fraction(key)
+    if span >= dt.timedelta(seconds=1):
+        offset = dt.timedelta(seconds=int(offset.total_seconds()))
+    return offset
+
+
 def identity_key(uid: str, namespace: str | None, name: str) -> str:
     """What the jitter hashes: the uid when known, else ``namespace/name``."""
     return uid or f"{namespace or ''}/{name}"

@@ -42,20 +42,29 @@ from rotator.handlers import reporting, retiring, rotating, runtime, subjects, w
 logger = logging.getLogger(__name__)
 
 
-def _fraction(obj: str) -> float:
-    return schedule.jitter(obj, dt.timedelta(seconds=10_000)).total_seconds() / 10_000
+def first_drift_check(rt: runtime.Runtime, obj: str, now: dt.datetime) -> dt.datetime:
+    """When an object first seen at ``now`` makes its first drift check: ``now`` plus a stable
+    per-object offset in ``[0, interval)``, so the checks of a start-up (or of a burst of new
+    objects) are spread evenly over one interval instead of all coming at once.
+
+    (The offset used to come from :func:`schedule.jitter`, whose window is capped at 10%: every
+    first check fell in the last tenth of the interval, so a burst checked nothing for 54 min.)
+    """
+    interval = rt.config.drift_check_interval
+    return now + schedule.spread(obj, interval)
 
 
 def drift_due(rt: runtime.Runtime, obj: str, now: dt.datetime) -> bool:
     """Whether Graph and Key Vault should be compared with status in this pass.
 
     After a start-up, each object's first check is spread over one interval by a stable
-    per-object offset, so a restart does not list every application at once.
+    per-object offset (:func:`first_drift_check`), so a restart does not list every
+    application at once.
     """
     memory = rt.memory(obj)
     interval = rt.config.drift_check_interval
     if memory.drift_checked is None:
-        memory.drift_checked = now - interval * _fraction(obj)
+        memory.drift_checked = first_drift_check(rt, obj, now) - interval
     return now >= memory.drift_checked + interval
 
 
