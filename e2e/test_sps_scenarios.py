@@ -279,6 +279,40 @@ def test_deletion_policy(
     assert versions(sandbox, t), "Key Vault is never emptied by a deletion"
 
 
+@pytest.mark.timeout(240)
+def test_retain_delete_mid_rotation_removes_only_the_unstored_credential(
+    operator: h.OperatorProcess,
+    kube: h.Kube,
+    sandbox: h.Sandbox,
+    allowed_namespace: str,
+    clean_faults: None,
+) -> None:
+    """Deleted while a rotation waits in Verify: Retain keeps the secret in use and removes
+    the in-flight credential, which never reached Key Vault (no orphan outlives the sps)."""
+    t = seed_target(sandbox, kube, allowed_namespace)
+    kube.apply(t.manifest(deletionPolicy="Retain", verify={"timeout": "10m"}))
+    first = wait_ready(kube, t)["current"]["keyId"]
+    # New secrets take a minute to authenticate: the rotation stays in Verify.
+    sandbox.call(lambda: setattr(sandbox.stack.directory, "propagation_delay", 60.0))
+    kube.patch(SPS, t.ns, t.name, {"metadata": {"annotations": {"rotator.dev/rotate": "mid"}}})
+    journal = h.wait_for(
+        lambda: (
+            r
+            if (r := sps_status(kube, t).get("rotation") or {}).get("step") == "Verify"
+            and r.get("keyId")
+            else None
+        ),
+        message="the journal at Verify",
+    )
+    assert journal["keyId"] in key_ids(sandbox, t)
+    kube.delete(SPS, t.ns, t.name)
+    h.wait_for(lambda: kube.get(SPS, t.ns, t.name) is None, timeout=90, message="sps gone")
+    remaining = key_ids(sandbox, t)
+    assert first in remaining
+    assert journal["keyId"] not in remaining
+    assert [v.tags["rotator.dev/key-id"] for v in versions(sandbox, t)] == [first]
+
+
 def test_policy_denial_makes_zero_cloud_calls(
     operator: h.OperatorProcess, kube: h.Kube, sandbox: h.Sandbox, make_namespace: Any
 ) -> None:

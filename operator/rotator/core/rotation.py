@@ -359,6 +359,12 @@ def _is_stored(journal: RotationJournal) -> bool:
     return journal.key_vault_version is not None or journal.step is Step.PROMOTE
 
 
+def is_stored(journal: RotationJournal) -> bool:
+    """Whether the journal records that the store landed: the new secret is the Key Vault
+    latest, so consumers may already read it (it must be kept, never removed as an orphan)."""
+    return _is_stored(journal)
+
+
 def _ours(latest: facts.VaultLatest, journal: RotationJournal) -> bool:
     return latest.exists and latest.rotation_id == journal.id and latest.key_id == journal.key_id
 

@@ -1,10 +1,18 @@
 """Deleting: apply ``deletionPolicy`` when a ServicePrincipalSecret is deleted (kopf finalizer).
 
-* ``Retain`` (the default) leaves Graph and Key Vault alone: the secrets keep working until
-  they expire, and a re-created resource adopts nothing (it issues a new secret).
+* ``Retain`` (the default) leaves the secrets in use alone — current, retiring, and an
+  in-flight rotation's secret once it was stored in Key Vault (consumers may read it): they
+  keep working until they expire, and a re-created resource adopts nothing (it issues a new
+  secret). A rotation still in flight whose secret was NOT stored yet is given up the way a
+  permanent failure gives it up (:func:`rotating.give_up`): its minted credential is used by
+  nobody and is removed from Graph, so no orphan outlives the resource. An idle resource gets
+  no cloud call.
 * ``Revoke`` removes from Graph the current secret, every retiring one and any credential of
   an in-flight rotation (before its Mint was recorded it is found by its unique displayName).
   Key Vault is left as it is: its history is the audit trail.
+
+RotationPolicy is checked before any cloud call: a resource no policy allows gets none, even
+on delete (a Warning event says what was not done).
 
 It waits for the object's daemon to finish its pass (the per-object lock) and re-reads the
 object, so it acts on the latest journal, not on the body kopf saw at deletion time.
@@ -17,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotator import metrics
-from rotator.core import errors, models, policies, reasons
+from rotator.core import errors, models, policies, reasons, rotation
 from rotator.handlers import rotating, runtime, subjects, waking
 
 logger = logging.getLogger(__name__)
@@ -60,7 +68,9 @@ async def _apply(rt: runtime.Runtime, body: Mapping[str, Any]) -> None:
         )
         return
     subject = subjects.Subject.parse(body, rt, spec, status)
-    if spec.deletion_policy == "Retain":
+    journal = status.rotation
+    retain = spec.deletion_policy == "Retain"
+    if retain and (journal is None or rotation.is_stored(journal)):
         subject.event(
             "Normal",
             reasons.DELETED,
@@ -72,8 +82,12 @@ async def _apply(rt: runtime.Runtime, body: Mapping[str, Any]) -> None:
         subject.event(
             "Warning",
             reasons.NOT_AUTHORIZED,
-            f"deletionPolicy Revoke not applied: {decision.message}",
+            f"deletionPolicy {spec.deletion_policy} not applied: {decision.message}",
         )
+        return
+    if retain:
+        assert journal is not None
+        await _abandon_in_flight(subject, journal)
         return
     revoke = credentials_to_revoke(status)
     journal = status.rotation
@@ -88,4 +102,32 @@ async def _apply(rt: runtime.Runtime, body: Mapping[str, Any]) -> None:
         "Normal",
         reasons.DELETED,
         f"deletionPolicy Revoke: removed {len(revoke)} credential(s) from Graph",
+    )
+
+
+async def _abandon_in_flight(subject: subjects.Subject, journal: models.RotationJournal) -> None:
+    """Retain with a rotation in flight: remove its unstored credential (the give-up path).
+
+    The journal rules decide (docs/design.md): a credential minted but not stored is removed
+    (found by its displayName when the Mint was not recorded); if the store landed after all
+    (Store Started, Key Vault's latest carries this rotation's tags) the secret is promoted and
+    kept, like current.
+    """
+    error = errors.PermanentError(
+        f"{subject.namespace}/{subject.name} was deleted during rotation {journal.id}",
+        reasons.DELETED,
+    )
+    await rotating.give_up(subject, error)
+    current = subject.status.current
+    if journal.key_id is not None and current is not None and current.key_id == journal.key_id:
+        outcome = f"rotation {journal.id} had stored its secret, which was kept like current"
+    else:
+        outcome = (
+            f"rotation {journal.id} was abandoned and its credential, never stored in Key "
+            "Vault and used by nobody, removed from Graph"
+        )
+    subject.event(
+        "Normal",
+        reasons.DELETED,
+        f"deletionPolicy Retain: {outcome}; the secrets in use were left as they are",
     )
