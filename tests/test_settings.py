@@ -26,6 +26,7 @@ def test_refuses_watching_nothing_or_everything_and_something() -> None:
         ("metrics_port", 70000, "--metrics-port"),
         ("event_level", "loud", "--event-level"),
         ("watch_client_timeout", 10.0, "--watch-client-timeout"),
+        ("api_connections", 0, "--api-connections"),
     ],
 )
 def test_bad_values_name_their_flag(field: str, value: object, flag: str) -> None:

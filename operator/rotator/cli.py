@@ -89,6 +89,12 @@ def _add_run(sub: Any) -> None:
         help="do not require a RotationPolicy (unsafe: for single-tenant dev clusters only)",
     )
     run.add_argument("--max-workers", type=int, default=8, help="threads for sync calls")
+    run.add_argument(
+        "--api-connections",
+        type=int,
+        default=20,
+        help="kopf's API requests in flight at once (watch streams apart); bounds memory",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> operator_settings.OperatorConfig:
@@ -112,6 +118,7 @@ def config_from_args(args: argparse.Namespace) -> operator_settings.OperatorConf
         drift_check_interval=args.drift_check_interval,
         enforce_policies=args.enforce_policies,
         max_workers=args.max_workers,
+        api_connections=args.api_connections,
     )
 
 

@@ -58,6 +58,7 @@ class OperatorConfig:
     drift_check_interval        how often an idle resource looks at Graph and Key Vault
     enforce_policies            a RotationPolicy must allow each resource before any cloud call
     max_workers                 threads for the sync bits (Kubernetes client, Databricks SDK)
+    api_connections             kopf's API requests holding a connection at once (watches apart)
     """
 
     namespaces: tuple[str, ...] = ()
@@ -78,6 +79,7 @@ class OperatorConfig:
     drift_check_interval: dt.timedelta = dt.timedelta(hours=1)
     enforce_policies: bool = True
     max_workers: int = 8
+    api_connections: int = 20
 
     def __post_init__(self) -> None:
         # Refuse nonsense at start-up, with the flag's name, rather than misbehave later.
@@ -101,6 +103,8 @@ class OperatorConfig:
             raise ValueError("--graph-writes-per-second must be positive")
         if self.max_workers < 1:
             raise ValueError("--max-workers must be at least 1")
+        if self.api_connections < 1:
+            raise ValueError("--api-connections must be at least 1")
         for name in ("watch_server_timeout", "watch_client_timeout", "connect_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")

@@ -25,6 +25,7 @@ from rotator.clouds import graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
 from rotator.core import errors, models, retirement
 from rotator.handlers import (
+    apisession,
     deleting,
     limiting,
     policing,
@@ -118,6 +119,23 @@ async def startup(
         config.graph_writes_per_second,
         config.drift_check_interval,
     )
+
+
+@kopf.on.login()
+async def login(
+    settings: kopf.OperatorSettings,
+    memo: Any,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> kopf.AiohttpSession | None:
+    """kopf's default login, on a session with a bounded number of API connections.
+
+    kopf's own session opens a connection per concurrent request without limit: ~380 TLS
+    connections, and ~90 MiB the process never gave back, for a burst of 500 objects.
+    """
+    config = memo.get("config")
+    limit = config.api_connections if isinstance(config, operator_settings.OperatorConfig) else 20
+    return await apisession.login(logger=logger, settings=settings, max_requests=limit)
 
 
 @kopf.on.cleanup()
