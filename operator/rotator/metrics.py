@@ -34,6 +34,13 @@ SECONDS_UNTIL_EXPIRY: Final = prometheus_client.Gauge(
     ["namespace", "name"],
     registry=REGISTRY,
 )
+EXPIRING_WITHOUT_REPLACEMENT: Final = prometheus_client.Gauge(
+    "rotator_secret_expiring_without_replacement",
+    "1 while the current secret of a ServicePrincipalSecret is within its expiry margin (or "
+    "expired) and no verified replacement has been promoted; else 0.",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
 FAILURES: Final = prometheus_client.Counter(
     "rotator_failures_total",
     "Reconcile failures by reason and kind (transient: retried; permanent: Stalled).",
@@ -61,8 +68,9 @@ ROTATIONS_IN_FLIGHT: Final = prometheus_client.Gauge(
 
 def forget(namespace: str, name: str) -> None:
     """Drop the per-object series of a deleted resource (bounded cardinality over time)."""
-    with contextlib.suppress(KeyError):
-        SECONDS_UNTIL_EXPIRY.remove(namespace, name)
+    for gauge in (SECONDS_UNTIL_EXPIRY, EXPIRING_WITHOUT_REPLACEMENT):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, name)
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104  (a pod listens on all addresses)

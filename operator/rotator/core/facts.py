@@ -64,12 +64,15 @@ class Facts:
     staging_latest     the latest version of the staging secret (None: not read)
     text_held          whether the handler holds, in memory, the text minted by the journal's
                        rotation (it is lost on restart; then it must come from staging)
+    resumed            the journal was written by an earlier pass (or process): before acting
+                       on it, check that what it names still exists in Graph and Key Vault
     """
 
     graph_credentials: tuple[GraphCredential, ...] | None = None
     key_vault_latest: VaultLatest | None = None
     staging_latest: VaultLatest | None = None
     text_held: bool = False
+    resumed: bool = False
 
     @property
     def graph_key_ids(self) -> frozenset[str] | None:

@@ -832,6 +832,10 @@ class RotationJournal(_Model):
     key_vault_version: str | None = None
     attempts: int = 1
     target: str | None = None
+    #: When verification gives up (absolute, set when Verify first begins): a restart must
+    #: not give Entra a fresh ``verify.timeout`` (restarts more often than the timeout would
+    #: make the wait unbounded).
+    verify_deadline: Time | None = None
 
 
 class _StatusModel(_Model):
@@ -872,6 +876,9 @@ class ServicePrincipalSecretStatus(_StatusModel):
     failures: int = 0
     last_error: str = ""
     last_failure_time: Time | None = None
+    #: When a transient failure is retried (backoff and Retry-After, absolute): a restarted
+    #: operator honours it instead of retrying at once.
+    next_retry_time: Time | None = None
     rotate_request: str | None = None
 
 

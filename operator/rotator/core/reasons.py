@@ -21,6 +21,7 @@ MANUAL_REQUEST: Final = "ManualRequest"  # the rotator.dev/rotate annotation has
 SPEC_CHANGED: Final = "SpecChanged"  # tenant/app/owner/vault/secretName changed: re-issue
 DRIFT_DETECTED: Final = "DriftDetected"  # current secret gone from Graph, or KV latest not ours
 EXPIRED: Final = "Expired"  # the current secret is past its expiresAt (Ready is False)
+EXPIRING_WITHOUT_REPLACEMENT: Final = "ExpiringWithoutReplacement"  # near expiry, unreplaced
 
 # --- Retirement and cleanup (rotator.core.retirement) --------------------------------------
 RETIRING: Final = "Retiring"  # an old secret waits for consumers and overlap before revoke
@@ -63,6 +64,7 @@ ALL: Final[frozenset[str]] = frozenset(
         SPEC_CHANGED,
         DRIFT_DETECTED,
         EXPIRED,
+        EXPIRING_WITHOUT_REPLACEMENT,
         RETIRING,
         REVOKED,
         ORPHAN_REMOVED,

@@ -331,6 +331,20 @@ def begin(journal: RotationJournal, step: Step) -> RotationJournal:
     return journal.model_copy(update={"step": step, "phase": Phase.STARTED})
 
 
+def begin_verify(
+    journal: RotationJournal, now: dt.datetime, timeout: dt.timedelta
+) -> RotationJournal:
+    """:func:`begin` for Verify, with the absolute deadline fixed by its first attempt.
+
+    The deadline lives in the journal (status), so neither a retry nor an operator restart
+    gives Entra a fresh ``verify.timeout``.
+    """
+    begun = begin(journal, Step.VERIFY)
+    if begun.verify_deadline is not None:
+        return begun
+    return begun.model_copy(update={"verify_deadline": now.replace(microsecond=0) + timeout})
+
+
 def complete(journal: RotationJournal, step: Step, result: StepResult) -> RotationJournal:
     """The journal to write *after* ``step`` succeeded, carrying what it produced."""
     if journal.step is not step or journal.phase is not Phase.STARTED:
@@ -405,6 +419,13 @@ def _discard(
     return Abandon(remove, why)
 
 
+def _needs_staging(journal: RotationJournal, observed: facts.Facts) -> bool:
+    """Whether a resumed journal relies on the staging version for the text it lost."""
+    if not observed.resumed or observed.text_held or journal.staging_version is None:
+        return False
+    return journal.step in (Step.STAGE, Step.VERIFY, Step.STORE)
+
+
 def _record_stored(journal: RotationJournal, latest: facts.VaultLatest) -> Record:
     assert latest.version is not None
     return Record(
@@ -473,11 +494,31 @@ def next_action(
             spec, journal, observed, "the spec changed what this secret is for", retry=True
         )
     ids = observed.graph_key_ids
+    if observed.resumed and journal.key_id is not None and ids is None:
+        # Resuming: the credential the journal names may have been removed meanwhile (by a
+        # person, or by an earlier process that gave up and was killed before recording it).
+        # Waiting on it would wait for ever: Entra rejects a deleted secret with the same
+        # AADSTS7000215 as one still propagating.
+        return Gather(graph_credentials=True)
     if journal.key_id is not None and ids is not None and journal.key_id not in ids:
         # Someone removed the credential we minted: nothing to clean up, start again.
         return _discard(
             spec, journal, observed, "the new credential disappeared from Graph", retry=True
         )
+    if _needs_staging(journal, observed):
+        staging = observed.staging_latest
+        if staging is None:
+            return Gather(staging_latest=True)
+        if not (_ours(staging, journal) and staging.enabled):
+            # The only copy of the text is gone (deleted, disabled or overwritten): the
+            # minted credential can never be stored, so remove it and start again.
+            return _discard(
+                spec,
+                journal,
+                observed,
+                "the staged copy of the new secret is gone from Key Vault",
+                retry=True,
+            )
     if step is Step.PLAN:
         return MintPassword(journal.display_name, journal.expires_at)
     if step is Step.MINT:
@@ -590,5 +631,6 @@ def promote(
             "failures": 0,
             "last_error": "",
             "last_failure_time": None,
+            "next_retry_time": None,
         }
     )

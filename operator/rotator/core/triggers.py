@@ -6,6 +6,11 @@ entry wins; its reason (a :mod:`rotator.core.reasons` constant) becomes the rota
 the event reason and the Reconciling condition's reason. Inputs are gathered first by the
 handler (:class:`rotator.core.facts.Facts`): a fact that was not gathered (``None``) makes its
 check pass, so an idle resource needs no cloud call to be evaluated.
+
+A second, shorter chain (:data:`SUPERSEDE_CHAIN`, :func:`supersede`) decides whether a rotation
+already in flight must give way to a fresh one: a new manual request, or a current secret
+close to expiry while the rotation is stuck. Expiry always wins: near expiry neither a stuck
+journal nor a stall may keep the only working secret from being replaced.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Final
 
-from rotator.core import facts, models, reasons, schedule
+from rotator.core import facts, models, reasons, rotation, schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +136,55 @@ def key_vault_not_current(i: Input) -> Result:
     return _OK
 
 
+def expiry_margin(spec: models.ServicePrincipalSecretSpec) -> dt.timedelta:
+    """How long before ``current`` expires a rotation is urgent (expiry must win from then on).
+
+    A fresh rotation needs at most ``verify.timeout`` to prove its secret, plus a couple of
+    retries at the backoff cap for its writes: that much time must be left when a stuck one
+    is abandoned. Never more than half of ``renewBefore``, so the scheduled rotation always
+    has the first half of its window to itself.
+    """
+    verify = spec.verify.timeout if spec.verify.enabled else dt.timedelta(0)
+    needed = verify + 2 * schedule.BACKOFF_CAP
+    return min(needed, spec.rotation.renew_before / 2)
+
+
+def urgent_at(
+    spec: models.ServicePrincipalSecretSpec, current: models.CurrentSecret
+) -> dt.datetime:
+    """From when the current secret is at risk of expiring without a replacement."""
+    return current.expires_at - expiry_margin(spec)
+
+
+def at_risk(
+    spec: models.ServicePrincipalSecretSpec,
+    status: models.ServicePrincipalSecretStatus,
+    now: dt.datetime,
+) -> bool:
+    """Whether the current secret is within its expiry margin (or past it) unreplaced."""
+    current = status.current
+    return current is not None and now >= urgent_at(spec, current)
+
+
+def stuck_near_expiry(i: Input) -> Result:
+    """Near expiry, the rotation in flight is stuck: it began before the margin, or has used
+    half of it without promoting. Abandon it (safely) and start a fresh one."""
+    journal, current = i.status.rotation, i.status.current
+    if journal is None or current is None or not at_risk(i.spec, i.status, i.now):
+        return _OK
+    urgent = urgent_at(i.spec, current)
+    budget = expiry_margin(i.spec) / 2
+    if journal.started_at < urgent or i.now - journal.started_at >= budget:
+        expires = models.format_time(current.expires_at)
+        return (
+            reasons.EXPIRING_WITHOUT_REPLACEMENT,
+            f"secret {current.key_id} expires at {expires} and rotation {journal.id} "
+            f"(started {models.format_time(journal.started_at)}) has not replaced it",
+            True,
+        )
+    return _OK
+
+
 #: The chain, in order; the first violated entry decides the reason.
 CHAIN: Final[tuple[tuple[str, Trigger], ...]] = (
     ("never_issued", never_issued),  # nothing to keep fresh yet: issue the first secret
@@ -140,6 +194,29 @@ CHAIN: Final[tuple[tuple[str, Trigger], ...]] = (
     ("key_vault_not_current", key_vault_not_current),  # consumers read something else
     ("expiring", expiring),  # the scheduled renewal
 )
+
+
+#: What makes a rotation in flight give way to a fresh one; first violated entry wins.
+SUPERSEDE_CHAIN: Final[tuple[tuple[str, Trigger], ...]] = (
+    ("manual_request", manual_request),  # a human asked again: like cmctl renew, start afresh
+    ("stuck_near_expiry", stuck_near_expiry),  # expiry always wins over a stuck journal
+)
+
+
+def supersede(i: Input, chain: tuple[tuple[str, Trigger], ...] = SUPERSEDE_CHAIN) -> Verdict:
+    """Whether the rotation in flight must be abandoned and a fresh one started, and why.
+
+    Never while suspended, and never once its store landed: a verified secret that is already
+    the Key Vault latest is promoted, not abandoned (promotion replaces the expiring secret).
+    """
+    journal = i.status.rotation
+    if i.spec.suspend or journal is None or rotation.is_stored(journal):
+        return Verdict("", "", False)
+    for _name, trigger in chain:
+        reason, message, violated = trigger(i)
+        if violated:
+            return Verdict(reason, message, True)
+    return Verdict("", "", False)
 
 
 def evaluate(i: Input, chain: tuple[tuple[str, Trigger], ...] = CHAIN) -> Verdict:

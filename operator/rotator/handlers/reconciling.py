@@ -94,6 +94,9 @@ async def reconcile(rt: runtime.Runtime, namespace: str, name: str) -> float | N
     if spec.suspend:
         await subject.save(subject.status)
         return _next_wake(subject, gated=True, since=started)
+    held = _held_back(subject, started)
+    if held is not None:
+        return held
     try:
         gated = await _work(subject)
     except asyncio.CancelledError:
@@ -101,6 +104,27 @@ async def reconcile(rt: runtime.Runtime, namespace: str, name: str) -> float | N
     except Exception as exc:
         return await _failed(subject, exc, since=started)
     return _next_wake(subject, gated=gated, since=started)
+
+
+def _held_back(subject: subjects.Subject, now: dt.datetime) -> float | None:
+    """On this process's first pass, the retry time an earlier process wrote to status.
+
+    A restart must not reset backoff (nor a cloud's Retry-After). A user's change since the
+    failure (a new generation or rotate annotation) is acted on at once instead.
+    """
+    memory, status, meta = subject.memory, subject.status, subject.meta
+    if memory.seen:
+        return None
+    memory.seen = True
+    retry = status.next_retry_time
+    changed = meta.generation != status.observed_generation or meta.rotate_request not in (
+        None,
+        status.rotate_request,
+    )
+    if retry is None or now >= retry or changed:
+        return None
+    memory.retry_at = retry
+    return _next_wake(subject, gated=False, since=now)
 
 
 async def _work(subject: subjects.Subject) -> bool:
@@ -114,7 +138,9 @@ async def _work(subject: subjects.Subject) -> bool:
             observed = await rotating.gather(
                 subject, rotation.Gather(graph_credentials=True, key_vault_latest=True), observed
             )
-    gated = memory.stalled_on == (meta.generation, meta.rotate_request)
+    # Expiry always wins: near expiry a stall no longer holds rotation back.
+    urgent = triggers.at_risk(subject.spec, subject.status, now)
+    gated = memory.stalled_on == (meta.generation, meta.rotate_request) and not urgent
     # Read before any write of this pass: writes without a stall signal drop the condition.
     stalled = conditions.find(subject.status.conditions, conditions.STALLED)
     held = (
@@ -123,6 +149,16 @@ async def _work(subject: subjects.Subject) -> bool:
         else None
     )
     subject.holding = held
+    if subject.status.rotation is not None:
+        # A new manual request, or a stuck rotation near expiry: abandon it for a fresh one.
+        superseding = triggers.supersede(
+            triggers.Input(subject.spec, subject.status, meta, observed, now)
+        )
+        if superseding.violated:
+            async with rt.limits.rotation_slot():
+                await rotating.supersede(subject, superseding.reason, superseding.message)
+            memory.stalled_on = None
+            gated = False
     if subject.status.rotation is not None and gated:
         # A permanent failure stopped this attempt but its cleanup did not finish: finish it.
         # Resuming instead would replan and mint again for a spec that already failed.
@@ -157,14 +193,19 @@ async def _work(subject: subjects.Subject) -> bool:
         await retiring.remove_orphans(subject, observed.graph_credentials)
     memory.retry_at = None
     # Re-read the gate: a promotion in this pass (a stored secret) lifts it.
-    still_gated = memory.stalled_on == (meta.generation, meta.rotate_request)
+    still_gated = memory.stalled_on == (meta.generation, meta.rotate_request) and not urgent
     if still_gated and subject.status.rotation is None:
         await subject.save(subject.status, stalled=held)
         return True
     subject.holding = None
     await subject.save(
         subject.status.model_copy(
-            update={"failures": 0, "last_error": "", "last_failure_time": None}
+            update={
+                "failures": 0,
+                "last_error": "",
+                "last_failure_time": None,
+                "next_retry_time": None,
+            }
         )
     )
     return False
@@ -188,12 +229,18 @@ async def _failed(
         memory.retry_at = now + dt.timedelta(seconds=delay)
         metrics.FAILURES.labels(reason=reason, kind="transient").inc()
         await subject.save(
-            _with_failure(subject.status, failures, exc.message, now),
+            _with_failure(subject.status, failures, exc.message, now, retry_at=memory.retry_at),
             reconciling=conditions.Signal(reason, f"{exc.message}; retrying in {delay:.0f}s"),
         )
         subject.event("Warning", reason, f"{exc.message}; retrying in {delay:.0f}s")
         return delay
     await _stall(subject, exc)
+    if triggers.at_risk(subject.spec, subject.status, now):
+        # Expiry always wins: near expiry a permanent failure is retried with backoff too
+        # (Stalled still tells a human what is wrong).
+        delay = schedule.backoff_delay(subject.status.failures, key=subject.key)
+        memory.retry_at = now + dt.timedelta(seconds=delay)
+        return delay
     return _next_wake(subject, gated=True, since=since)
 
 
@@ -241,10 +288,20 @@ async def _stall(
 
 
 def _with_failure(
-    status: models.ServicePrincipalSecretStatus, failures: int, message: str, now: dt.datetime
+    status: models.ServicePrincipalSecretStatus,
+    failures: int,
+    message: str,
+    now: dt.datetime,
+    *,
+    retry_at: dt.datetime | None = None,
 ) -> models.ServicePrincipalSecretStatus:
     return status.model_copy(
-        update={"failures": failures, "last_error": message, "last_failure_time": now}
+        update={
+            "failures": failures,
+            "last_error": message,
+            "last_failure_time": now,
+            "next_retry_time": retry_at.replace(microsecond=0) if retry_at else None,
+        }
     )
 
 
@@ -303,12 +360,27 @@ async def _write_without_spec(
 
 
 def _observe_expiry(subject: subjects.Subject) -> None:
+    """Expiry gauges, and a Warning the first time the secret is at risk of expiring unreplaced."""
     current = subject.status.current
     if current is None:
         return
-    metrics.SECONDS_UNTIL_EXPIRY.labels(namespace=subject.namespace, name=subject.name).set(
-        (current.expires_at - subject.rt.clock.now()).total_seconds()
-    )
+    now = subject.rt.clock.now()
+    labels = {"namespace": subject.namespace, "name": subject.name}
+    metrics.SECONDS_UNTIL_EXPIRY.labels(**labels).set((current.expires_at - now).total_seconds())
+    risk = triggers.at_risk(subject.spec, subject.status, now)
+    metrics.EXPIRING_WITHOUT_REPLACEMENT.labels(**labels).set(1 if risk else 0)
+    ready = conditions.find(subject.status.conditions, conditions.READY)
+    if risk and now < current.expires_at and (ready is None or ready.reason != _AT_RISK):
+        subject.event(
+            "Warning",
+            _AT_RISK,
+            f"secret {current.key_id} expires at {models.format_time(current.expires_at)} "
+            f"and no verified replacement is ready yet"
+            + (f" (last error: {subject.status.last_error})" if subject.status.last_error else ""),
+        )
+
+
+_AT_RISK = reasons.EXPIRING_WITHOUT_REPLACEMENT
 
 
 def _next_wake(
@@ -337,6 +409,8 @@ def _next_wake(
             due.append(memory.drift_checked + rt.config.drift_check_interval)
     if status.current is not None:
         due.append(status.current.expires_at)  # Ready turns False exactly then
+        # From then on expiry wins over a stall or a stuck rotation.
+        due.append(triggers.urgent_at(subject.spec, status.current))
     # Something already past due when the pass started was not handled (a stall, suspend):
     # it must not spin the loop. What fell due during the pass gives 0 (requeue_after).
     upcoming = [when for when in due if when > since]

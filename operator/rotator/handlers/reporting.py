@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final, cast
 
-from rotator.core import conditions, models, reasons
+from rotator.core import conditions, models, reasons, triggers
 from rotator.handlers import ports
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,12 @@ def ready_signal(
         return True, conditions.Signal(
             reasons.SUSPENDED,
             f"rotation is suspended; secret {current.key_id} is current, expires {expires}",
+        )
+    if spec is not None and triggers.at_risk(spec, status, now):
+        return True, conditions.Signal(
+            reasons.EXPIRING_WITHOUT_REPLACEMENT,
+            f"secret {current.key_id} is current but expires {expires} and no verified "
+            f"replacement is ready yet",
         )
     return True, conditions.Signal(
         reasons.ISSUED, f"secret {current.key_id} is current, expires {expires}"

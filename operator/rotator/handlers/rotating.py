@@ -150,21 +150,20 @@ async def _stage(subject: subjects.Subject, action: rotation.StageSecret) -> Non
 
 
 async def _verify(subject: subjects.Subject, action: rotation.VerifySecret) -> None:
-    rt, memory = subject.rt, subject.memory
+    rt = subject.rt
     # The token request names the client id: given an objectId, Graph tells it (the adapter
     # caches it, so this reads Graph once per object and process).
     client_id = subject.spec.application.client_id
     if not client_id:
         async with rt.limits.graph_read(subject.tenant):
             client_id = await rt.graph.resolve_client_id(subject.tenant, subject.app, subject.owner)
-    journal = rotation.begin(_journal(subject), models.Step.VERIFY)
+    # The deadline is fixed by the first attempt and kept in status: neither a retry nor a
+    # restart gives Entra a fresh verify.timeout.
+    journal = rotation.begin_verify(_journal(subject), rt.clock.now(), action.timeout)
     await _write(subject, journal)
+    assert journal.verify_deadline is not None
     text = await _text(subject, action.staging_secret_name, action.staging_version)
-    now = rt.clock.now()
-    # The deadline counts from the first attempt in this process: a restart (which lost the
-    # in-memory start) gives Entra one more full window, still bounded.
-    began = memory.verify_started.setdefault(journal.id, now)
-    remaining = (action.timeout - (now - began)).total_seconds()
+    remaining = (journal.verify_deadline - rt.clock.now()).total_seconds()
     if remaining <= 0:
         raise errors.VerificationFailed(
             f"the new secret of application {client_id} still did not authenticate after "
@@ -182,7 +181,6 @@ async def _verify(subject: subjects.Subject, action: rotation.VerifySecret) -> N
     journal = rotation.complete(journal, models.Step.VERIFY, rotation.Verified())
     await _write(subject, journal)
     _observe(models.Step.VERIFY, started)
-    memory.verify_started.pop(journal.id, None)
     subject.event(
         "Normal",
         reasons.ROTATING,
@@ -239,7 +237,6 @@ async def _promote(subject: subjects.Subject, action: rotation.Promote) -> None:
     await subject.save(promoted)
     _observe(models.Step.PROMOTE, started)
     subject.memory.texts.pop(journal.id, None)
-    subject.memory.verify_started.pop(journal.id, None)
     subject.memory.stalled_on = None
     metrics.ROTATIONS.labels(result="succeeded", reason=journal.reason).inc()
     assert promoted.current is not None
@@ -259,7 +256,6 @@ async def _replan(subject: subjects.Subject, action: rotation.Replan) -> None:
             subject, key_id, reasons.ORPHAN_REMOVED, f"rotation {journal.id}: {action.why}"
         )
     subject.memory.texts.pop(journal.id, None)
-    subject.memory.verify_started.pop(journal.id, None)
     fresh = rotation.replan(
         journal, subject.spec, subject.meta, subject.rt.new_id(), subject.rt.clock.now()
     )
@@ -276,7 +272,6 @@ async def _abandon(subject: subjects.Subject, action: rotation.Abandon) -> None:
     for key_id in action.remove:
         await remove(subject, key_id, reasons.ORPHAN_REMOVED, f"rotation {journal.id} abandoned")
     subject.memory.texts.pop(journal.id, None)
-    subject.memory.verify_started.pop(journal.id, None)
     await _write(subject, None)
 
 
@@ -310,7 +305,9 @@ async def _act(subject: subjects.Subject, action: rotation.Action) -> bool:
 
 async def run(subject: subjects.Subject) -> None:
     """Drive the in-flight rotation to Promote (or raise what stopped it)."""
-    observed = facts.Facts()
+    # The first decision of a pass resumes a journal written earlier (maybe by another
+    # process): it checks that what the journal names still exists before acting on it.
+    observed = facts.Facts(resumed=True)
     for _ in range(_MAX_ACTIONS):
         journal = subject.status.rotation
         if journal is None:
@@ -327,7 +324,25 @@ async def run(subject: subjects.Subject) -> None:
     raise errors.TransientError(f"rotation did not settle within {_MAX_ACTIONS} actions")
 
 
-async def give_up(subject: subjects.Subject, error: errors.RotatorError) -> None:
+async def supersede(subject: subjects.Subject, verdict: str, why: str) -> None:
+    """Abandon the rotation in flight so a fresh one can start (``verdict`` is the reason).
+
+    Safe like :func:`give_up`: what this attempt minted is removed only if it was never
+    stored; a stored one is promoted instead (it replaces the expiring secret just as well).
+    """
+    journal = _journal(subject)
+    subject.event(
+        "Warning" if verdict == reasons.EXPIRING_WITHOUT_REPLACEMENT else "Normal",
+        verdict,
+        f"abandoning rotation {journal.id} at {journal.step}/{journal.phase} for a fresh one: "
+        f"{why}",
+    )
+    await give_up(subject, errors.PermanentError(why, verdict), result="superseded")
+
+
+async def give_up(
+    subject: subjects.Subject, error: errors.RotatorError, *, result: str = "failed"
+) -> None:
     """After a permanent ``error``: remove this attempt's credential and clear the journal.
 
     If the store already landed, the verified secret is promoted instead (never revoke what
@@ -344,7 +359,7 @@ async def give_up(subject: subjects.Subject, error: errors.RotatorError) -> None
             continue
         if isinstance(action, rotation.Abandon):
             await _abandon(subject, action)
-            metrics.ROTATIONS.labels(result="failed", reason=_reason(error)).inc()
+            metrics.ROTATIONS.labels(result=result, reason=_reason(error)).inc()
             return
         if await _act(subject, action):
             return

@@ -30,19 +30,20 @@ class Memory:
 
     texts             secret text minted by a rotation (by rotation id) until it is stored;
                       after a restart it is read back from the staging version instead
-    verify_started    when verification of a rotation (by id) started, for verify.timeout
     drift_checked     when Graph and Key Vault were last compared with status
     retry_at          when to retry after a transient failure
     stalled_on        (generation, rotate annotation) a permanent failure happened at: no new
-                      rotation is started until the user changes one of them
+                      rotation is started until the user changes one of them (or expiry nears)
+    seen              this process has reconciled the object once (the first pass honours a
+                      retry time that an earlier process wrote to status)
     lock              held by the daemon while it reconciles; the delete handler waits for it
     """
 
     texts: dict[str, errors.SecretText] = dataclasses.field(default_factory=dict)
-    verify_started: dict[str, dt.datetime] = dataclasses.field(default_factory=dict)
     drift_checked: dt.datetime | None = None
     retry_at: dt.datetime | None = None
     stalled_on: tuple[int, str | None] | None = None
+    seen: bool = False
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
