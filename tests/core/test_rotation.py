@@ -729,3 +729,100 @@ def test_two_crashes_anywhere_are_safe() -> None:
     for first in range(1, total + 1, 2):
         for gap in (1, 3, 7):
             _assert_finished_cleanly(_run(frozenset({first, first + gap})))
+
+
+# --- Resuming checks the world first ------------------------------------------------------
+
+STAGED_DISABLED = facts.VaultLatest("stg-9", OURS, enabled=False)
+RESUMED = [
+    # Nothing minted yet: nothing to check.
+    Case((S.PLAN, P.DONE), facts.Facts(resumed=True), rotation.MintPassword),
+    # A keyId in the journal: Graph first.
+    Case(
+        (S.VERIFY, P.STARTED),
+        facts.Facts(resumed=True),
+        rotation.Gather,
+        {"graph_credentials": True},
+    ),
+    # ... gone (removed by a person, or by a process that gave up and died): replan.
+    Case(
+        (S.VERIFY, P.STARTED),
+        facts.Facts(resumed=True, graph_credentials=(CRED_OTHER,)),
+        rotation.Replan,
+        {"remove": ()},
+    ),
+    # ... there, and the text is not in memory: the staging copy must still be there.
+    Case(
+        (S.VERIFY, P.STARTED),
+        facts.Facts(resumed=True, graph_credentials=GRAPH_WITH_NEW),
+        rotation.Gather,
+        {"staging_latest": True},
+    ),
+    Case(
+        (S.VERIFY, P.STARTED),
+        facts.Facts(resumed=True, graph_credentials=GRAPH_WITH_NEW, staging_latest=STAGED_OURS),
+        rotation.VerifySecret,
+    ),
+    Case(
+        (S.VERIFY, P.STARTED),
+        facts.Facts(resumed=True, graph_credentials=GRAPH_WITH_NEW, staging_latest=ABSENT),
+        rotation.Replan,
+        {"remove": ("new-key",)},
+    ),
+    Case(
+        (S.VERIFY, P.DONE),
+        facts.Facts(resumed=True, graph_credentials=GRAPH_WITH_NEW, staging_latest=STAGED_DISABLED),
+        rotation.Replan,
+        {"remove": ("new-key",)},
+    ),
+    Case(
+        (S.STAGE, P.DONE),
+        facts.Facts(resumed=True, graph_credentials=GRAPH_WITH_NEW, staging_latest=STAGED_OTHER),
+        rotation.Replan,
+        {"remove": ("new-key",)},
+    ),
+    # The text is still in memory: the staging copy is not needed.
+    Case(
+        (S.VERIFY, P.STARTED),
+        facts.Facts(resumed=True, text_held=True, graph_credentials=GRAPH_WITH_NEW),
+        rotation.VerifySecret,
+    ),
+    # Store Started with the staging copy gone: the store may have landed, and then it wins.
+    Case(
+        (S.STORE, P.STARTED),
+        facts.Facts(resumed=True, graph_credentials=GRAPH_WITH_NEW, staging_latest=ABSENT),
+        rotation.Gather,
+        {"key_vault_latest": True},
+    ),
+    Case(
+        (S.STORE, P.STARTED),
+        facts.Facts(
+            resumed=True,
+            graph_credentials=GRAPH_WITH_NEW,
+            staging_latest=ABSENT,
+            key_vault_latest=LATEST_OURS,
+        ),
+        rotation.Record,
+    ),
+    # Stored: the only way is forward, nothing is gathered.
+    Case((S.STORE, P.DONE), facts.Facts(resumed=True), rotation.Promote),
+]
+
+
+@pytest.mark.parametrize("case", RESUMED, ids=lambda c: f"{c.state[0]}-{c.state[1]}")
+def test_resume_checks_what_the_journal_names(case: Case) -> None:
+    action = rotation.next_action(SPEC, journal_at(*case.state), case.observed)
+    assert type(action) is case.expect
+    for name, value in case.check.items():
+        assert getattr(action, name) == value
+
+
+def test_verify_deadline_is_fixed_by_the_first_attempt() -> None:
+    journal = journal_at(S.STAGE, P.DONE)
+    first = rotation.begin_verify(journal, f.T0, dt.timedelta(minutes=5))
+    assert first.step is S.VERIFY and first.phase is P.STARTED
+    assert first.verify_deadline == f.T0 + dt.timedelta(minutes=5)
+    again = rotation.begin_verify(first, f.T0 + dt.timedelta(minutes=4), dt.timedelta(minutes=5))
+    assert again.verify_deadline == first.verify_deadline
+    replanned = rotation.replan(first, SPEC, META, "efgh5678", f.T0 + dt.timedelta(minutes=6))
+    assert replanned.verify_deadline is None

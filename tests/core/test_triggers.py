@@ -223,3 +223,99 @@ def test_custom_chain_is_honoured() -> None:
 
     verdict = triggers.evaluate(make(), chain=(("always", always),))
     assert dataclasses.astuple(verdict) == ("Custom", "because", True)
+
+
+# --- Expiry always wins: the margin and the supersede chain --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rotation_", "verify", "margin"),
+    [
+        ({"validity": "90d", "renewBefore": "30d"}, {"enabled": True, "timeout": "5m"}, 25),
+        ({"validity": "90d", "renewBefore": "30d"}, {"enabled": False}, 20),
+        ({"validity": "90d", "renewBefore": "30d"}, {"enabled": True, "timeout": "1h"}, 80),
+        # Never more than half of renewBefore: the scheduled rotation keeps its first half.
+        ({"validity": "2m", "renewBefore": "1m"}, {"enabled": True, "timeout": "5m"}, 0.5),
+    ],
+)
+def test_expiry_margin(rotation_: dict[str, str], verify: dict[str, Any], margin: float) -> None:
+    spec = f.sps_spec(rotation=rotation_ | {"overlap": "10s"}, verify=verify)
+    assert triggers.expiry_margin(spec) == dt.timedelta(minutes=margin)
+
+
+URGENT = EXPIRES - triggers.expiry_margin(SPEC)  # 25 minutes before expiry
+
+
+def in_flight(started: dt.datetime, **update: Any) -> models.ServicePrincipalSecretStatus:
+    journal = rotation.plan(SPEC, f.meta(), reasons.EXPIRING, "abcd1234", started)
+    return status_with(rotation=journal.model_copy(update=update))
+
+
+SUPERSEDE: list[tuple[str, triggers.Input, str]] = [
+    ("idle: nothing to supersede", make(now=URGENT), ""),
+    ("in flight, far from expiry", make(status=in_flight(NEXT), now=NEXT), ""),
+    (
+        "in flight since the schedule, at the margin",
+        make(status=in_flight(NEXT), now=URGENT),
+        reasons.EXPIRING_WITHOUT_REPLACEMENT,
+    ),
+    (
+        "a fresh one inside the margin, young",
+        make(status=in_flight(URGENT), now=URGENT + dt.timedelta(minutes=12)),
+        "",
+    ),
+    (
+        "a fresh one inside the margin, has used half of it",
+        make(status=in_flight(URGENT), now=URGENT + dt.timedelta(minutes=12, seconds=30)),
+        reasons.EXPIRING_WITHOUT_REPLACEMENT,
+    ),
+    (
+        "past expiry",
+        make(status=in_flight(NEXT), now=EXPIRES + dt.timedelta(hours=1)),
+        reasons.EXPIRING_WITHOUT_REPLACEMENT,
+    ),
+    (
+        "a new rotate request, far from expiry",
+        make(status=in_flight(NEXT), annotations={models.ROTATE_ANNOTATION: "r2"}, now=NEXT),
+        reasons.MANUAL_REQUEST,
+    ),
+    (
+        "the handled rotate request",
+        make(status=in_flight(NEXT), annotations={models.ROTATE_ANNOTATION: "r1"}, now=NEXT),
+        "",
+    ),
+    (
+        "stored: promoted, never superseded",
+        make(
+            status=in_flight(
+                NEXT,
+                step=models.Step.STORE,
+                phase=models.Phase.DONE,
+                key_id="k2",
+                key_vault_version="v2",
+            ),
+            annotations={models.ROTATE_ANNOTATION: "r2"},
+            now=URGENT,
+        ),
+        "",
+    ),
+    (
+        "suspended",
+        make(spec=f.sps_spec(suspend=True), status=in_flight(NEXT), now=URGENT),
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "given", "reason"), SUPERSEDE, ids=[c[0] for c in SUPERSEDE])
+def test_supersede(name: str, given: triggers.Input, reason: str) -> None:
+    verdict = triggers.supersede(given)
+    assert verdict.violated is bool(reason)
+    assert verdict.reason == reason
+
+
+def test_at_risk_from_the_margin_on() -> None:
+    assert not triggers.at_risk(SPEC, STATUS, URGENT - dt.timedelta(seconds=1))
+    assert triggers.at_risk(SPEC, STATUS, URGENT)
+    assert triggers.at_risk(SPEC, STATUS, EXPIRES + dt.timedelta(days=1))
+    assert not triggers.at_risk(SPEC, models.ServicePrincipalSecretStatus(), EXPIRES)

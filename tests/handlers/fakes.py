@@ -152,13 +152,23 @@ class FakeVault:
         return found[-1][1] if found else None
 
 
+class Killed(BaseException):  # a process death, not an error
+    """The operator process was SIGKILLed here (a test catches it, then "restarts")."""
+
+
 class FakeVerifier:
-    """Accepts texts Graph minted unless told to fail."""
+    """Accepts texts Graph minted unless told to fail.
+
+    ``kill_while_rejected``: a rejected secret keeps the verifier retrying (Entra's
+    AADSTS7000215 looks the same for a removed secret as for one still propagating), and the
+    process is killed during that wait.
+    """
 
     def __init__(self, graph_: FakeGraph) -> None:
         self.graph = graph_
         self.calls: list[str] = []
         self.fail: list[BaseException] = []
+        self.kill_while_rejected = False
 
     async def verify(
         self, tenant: str, client_id: str, secret: errors.SecretText, within: float
@@ -166,8 +176,12 @@ class FakeVerifier:
         self.calls.append(client_id)
         if self.fail:
             raise self.fail.pop(0)
-        if secret.reveal() not in self.graph.texts.values():
-            raise errors.VerificationFailed("Entra rejected the secret", kind="invalid")
+        live = {self.graph.texts[k] for k in self.graph.passwords if k in self.graph.texts}
+        if secret.reveal() not in live and self.kill_while_rejected:
+            raise Killed
+        if secret.reveal() not in live:
+            # Entra answers a removed secret like one still propagating (AADSTS7000215).
+            raise errors.VerificationFailed("Entra rejected the secret", kind="propagation")
 
 
 class FakeApi:

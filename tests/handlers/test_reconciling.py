@@ -5,11 +5,12 @@ No sleeping: the clock is a ManualClock the tests move; the fakes record every c
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
 
-from rotator.core import errors, models, reasons, retirement, rotation
+from rotator.core import errors, models, reasons, retirement, rotation, triggers
 from rotator.handlers import reconciling
 from tests.handlers import fakes
 from tests.handlers.fakes import NAME, NS, SECRET
@@ -526,3 +527,178 @@ async def test_a_burst_of_first_issuances_spreads_its_drift_checks_over_the_inte
     for wait in waits:
         quarters[min(int(wait // 900), 3)] += 1
     assert min(quarters) >= 5, quarters
+
+
+# --- Expiry always wins, resume checks the world, deadlines in status --------------------
+
+
+def restart(w: fakes.World) -> None:
+    """An operator restart: every per-process memory (and minted text) is gone."""
+    w.rt.memories.clear()
+
+
+async def issue_then_reach_rotation_time(w: fakes.World) -> models.CurrentSecret:
+    await run(w)
+    status = w.api.status()
+    assert status.current is not None and status.next_rotation_time is not None
+    w.clock.advance(status.next_rotation_time - w.clock.now())
+    return status.current
+
+
+async def test_the_chaos_run_chain_no_longer_lets_the_secret_expire() -> None:
+    """The chain a chaos run found (throttled verify, a killed process that had removed the
+    new credential, restarts, an in-flight rotation blocking the expiry trigger): the secret
+    is replaced long before it expires, and nothing is left behind."""
+    w = fakes.world()
+    first = await issue_then_reach_rotation_time(w)
+    # 1. The verification token request is throttled: transient, the journal stays at Verify.
+    w.verifier.fail.append(errors.Throttled("Entra said 429", retry_after=30))
+    await run(w)
+    journal = w.api.status().rotation
+    assert journal is not None and journal.step is models.Step.VERIFY and journal.key_id
+    assert w.api.status().next_retry_time is not None
+    # 2. A process removed the new credential and was killed before recording that.
+    w.graph.passwords.pop(journal.key_id)
+    # 3. Verifying it looks like propagation, and the operator is killed while it waits,
+    # more often than verify.timeout.
+    w.verifier.kill_while_rejected = True
+    for _ in range(5):
+        restart(w)
+        w.clock.advance(dt.timedelta(minutes=2))
+        with contextlib.suppress(fakes.Killed):
+            await run(w)
+    status = w.api.status()
+    # Resume looked at Graph, saw the credential gone and minted a fresh one.
+    assert status.rotation is None
+    assert status.current is not None and status.current.key_id != first.key_id
+    assert status.current.key_id in w.graph.passwords
+    assert w.clock.now() < first.expires_at
+    assert w.vault.value(SECRET) == w.graph.texts[status.current.key_id]
+    assert condition(w, "Stalled") is None
+    assert set(w.graph.passwords) == {first.key_id, status.current.key_id}  # no orphan
+
+
+async def test_verify_deadline_is_kept_in_status_across_restarts() -> None:
+    w = fakes.world()
+    await issue_then_reach_rotation_time(w)
+    unreachable = errors.TransientError("token endpoint unreachable")
+    w.verifier.fail.append(unreachable)
+    started = w.clock.now()
+    await run(w)
+    journal = w.api.status().rotation
+    assert journal is not None and journal.verify_deadline == started + dt.timedelta(minutes=5)
+    for _ in range(4):  # restarts every 2 minutes: the 5-minute deadline still holds
+        restart(w)
+        w.verifier.fail.append(unreachable)
+        w.clock.advance(dt.timedelta(minutes=2))
+        await run(w)
+        if w.api.status().rotation is None:
+            break
+    status = w.api.status()
+    assert status.rotation is None  # given up (and cleaned up), not waiting for ever
+    assert journal.key_id not in w.graph.passwords
+    stalled = condition(w, "Stalled")
+    assert stalled is not None and stalled.reason == reasons.VERIFICATION_FAILED
+    assert w.clock.now() - started <= dt.timedelta(minutes=7)
+
+
+async def test_restart_honours_the_retry_time_kept_in_status() -> None:
+    w = fakes.world()
+    await issue_then_reach_rotation_time(w)
+    w.verifier.fail.append(errors.Throttled("Entra said 429", retry_after=120))
+    await run(w)
+    retry = w.api.status().next_retry_time
+    assert retry is not None and retry >= w.clock.now() + dt.timedelta(seconds=119)
+    restart(w)
+    calls = w.cloud_calls()
+    wait = await run(w)
+    assert w.cloud_calls() == calls  # a restart does not retry before Retry-After
+    assert wait is not None and wait >= 119
+    w.clock.advance(dt.timedelta(seconds=wait))
+    await run(w)
+    assert w.api.status().rotation is None
+    assert w.api.status().next_retry_time is None
+
+
+async def test_a_stall_gives_way_near_expiry() -> None:
+    w = fakes.world()
+    first = await issue_then_reach_rotation_time(w)
+    w.verifier.fail.append(errors.VerificationFailed("tenant not found", kind="tenant"))
+    await run(w)
+    assert w.api.status().rotation is None and condition(w, "Stalled") is not None
+    spec = models.ServicePrincipalSecretSpec.from_body(w.api.body)
+    wait = await run(w)
+    urgent = first.expires_at - triggers.expiry_margin(spec)
+    # Stalled, it still wakes by itself when the secret is at risk.
+    assert wait is not None and w.clock.now() + dt.timedelta(seconds=wait) <= urgent
+    adds = len([c for c in w.graph.calls if c[0] == "add"])
+    w.clock.advance(urgent - w.clock.now() - dt.timedelta(seconds=1))
+    await run(w)
+    assert len([c for c in w.graph.calls if c[0] == "add"]) == adds  # the stall holds
+    w.clock.advance(dt.timedelta(seconds=1))
+    await run(w)
+    status = w.api.status()
+    assert status.current is not None and status.current.key_id != first.key_id
+    assert reasons.EXPIRING_WITHOUT_REPLACEMENT in w.events.reasons()
+    ready = condition(w, "Ready")
+    assert ready is not None and ready.reason == reasons.ISSUED
+
+
+async def test_a_stuck_rotation_is_superseded_near_expiry() -> None:
+    w = fakes.world()
+    first = await issue_then_reach_rotation_time(w)
+    w.verifier.fail.append(errors.TransientError("token endpoint unreachable"))
+    await run(w)
+    stuck = w.api.status().rotation
+    assert stuck is not None and stuck.key_id in w.graph.passwords
+    spec = models.ServicePrincipalSecretSpec.from_body(w.api.body)
+    w.clock.advance(first.expires_at - triggers.expiry_margin(spec) - w.clock.now())
+    await run(w)
+    status = w.api.status()
+    assert status.current is not None and status.current.key_id not in (first.key_id, stuck.key_id)
+    assert stuck.key_id not in w.graph.passwords  # never stored: removed, not left behind
+    assert reasons.EXPIRING_WITHOUT_REPLACEMENT in w.events.reasons()
+
+
+async def test_a_new_rotate_request_supersedes_a_stuck_rotation() -> None:
+    w = fakes.world()
+    await issue_then_reach_rotation_time(w)
+    w.verifier.fail.append(errors.TransientError("token endpoint unreachable"))
+    await run(w)
+    stuck = w.api.status().rotation
+    assert stuck is not None
+    w.api.body["metadata"]["annotations"] = {models.ROTATE_ANNOTATION: "now-please"}
+    await run(w)
+    status = w.api.status()
+    assert status.rotation is None and status.rotate_request == "now-please"
+    assert status.current is not None and status.current.key_id != stuck.key_id
+    assert stuck.key_id not in w.graph.passwords
+    superseded = [m for _, r, m in w.events.posted if r == reasons.MANUAL_REQUEST]
+    assert any(f"abandoning rotation {stuck.id}" in m for m in superseded)
+
+
+async def test_a_stored_rotation_is_promoted_not_superseded() -> None:
+    w = fakes.world()
+    first = await issue_then_reach_rotation_time(w)
+    spec = models.ServicePrincipalSecretSpec.from_body(w.api.body)
+    # A journal whose store landed, left behind by a killed process.
+    journal = rotation.plan(
+        spec, models.ResourceMeta.from_body(w.api.body), "Expiring", "dead0002", w.clock.now()
+    )
+    key_id = w.graph.seed(journal.display_name)
+    journal = journal.model_copy(
+        update={
+            "step": models.Step.STORE,
+            "phase": models.Phase.DONE,
+            "key_id": key_id,
+            "staging_version": "s1",
+            "key_vault_version": "v9",
+        }
+    )
+    status = w.api.status().model_copy(update={"rotation": journal})
+    w.api.body["status"] = status.to_dict()
+    w.api.body["metadata"]["annotations"] = {models.ROTATE_ANNOTATION: "again"}
+    w.clock.advance(first.expires_at - triggers.expiry_margin(spec) - w.clock.now())
+    await run(w)
+    assert key_id in w.graph.passwords
+    assert first.key_id in [r.key_id for r in w.api.status().retiring]

@@ -39,3 +39,19 @@ def test_rendered_conditions_carry_observed_generation() -> None:
     )
     assert status.observed_generation == 4
     assert [c.observed_generation for c in status.conditions] == [4]
+
+
+def test_ready_signal_near_expiry_without_a_replacement() -> None:
+    spec = models.ServicePrincipalSecretSpec.from_body(fakes.sps_body())
+    expires = fakes.T0 + dt.timedelta(days=1)
+    issued = models.ServicePrincipalSecretStatus(
+        current=models.CurrentSecret(key_id="k", expires_at=expires)
+    )
+    margin = dt.timedelta(minutes=25)  # verify.timeout 5m + 2 x the 10-minute backoff cap
+    before = reporting.ready_signal(issued, spec, expires - margin - dt.timedelta(seconds=1))
+    assert before[1].reason == reasons.ISSUED
+    ready, signal = reporting.ready_signal(issued, spec, expires - margin)
+    assert ready is True  # the secret still works: consumers are fine for now
+    assert signal.reason == reasons.EXPIRING_WITHOUT_REPLACEMENT
+    assert "no verified replacement" in signal.message
+    assert reporting.ready_signal(issued, spec, expires)[1].reason == reasons.EXPIRED
