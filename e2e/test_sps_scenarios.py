@@ -479,6 +479,72 @@ def test_killed_mid_verification_resumes_and_finishes(
     assert latest.tags["rotator.dev/key-id"] == journal["keyId"]
 
 
+@pytest.mark.timeout(420)
+def test_expiry_wins_over_a_throttled_verify_a_removed_credential_and_restarts(
+    operator: h.OperatorProcess,
+    kube: h.Kube,
+    sandbox: h.Sandbox,
+    allowed_namespace: str,
+    clean_faults: None,
+) -> None:
+    """The chain a chaos run found, on the real stack: Entra throttles the verification of a
+    scheduled rotation's secret (429, no AADSTS code); the new credential is removed while the
+    journal sits at Verify (as a process that gave up and was killed before recording it
+    would leave it); the operator is SIGKILLed again and again, more often than
+    verify.timeout. A fresh secret must still replace the current one before it expires."""
+    t = seed_target(sandbox, kube, allowed_namespace)
+    kube.apply(
+        t.manifest(
+            rotation={"validity": "4m", "renewBefore": "3m", "overlap": "10s"},
+            verify={"enabled": True, "timeout": "1m"},
+        )
+    )
+    first = wait_ready(kube, t)
+    first_key, expires = first["current"]["keyId"], first["current"]["expiresAt"]
+    # From now on a new secret needs 20 s to authenticate (the journal sits at Verify), and
+    # the next token request - the scheduled rotation's verification - is throttled.
+    sandbox.call(lambda: setattr(sandbox.stack.directory, "propagation_delay", 20.0))
+    sandbox.add_fault(faults.FaultRule(operation="entra.token", kind="status", status=429, count=1))
+
+    def at_verify() -> dict[str, Any] | None:
+        journal = sps_status(kube, t).get("rotation") or {}
+        return journal if journal.get("step") == "Verify" and journal.get("keyId") else None
+
+    journal = h.wait_for(at_verify, timeout=150, message="the scheduled rotation at Verify")
+    operator.kill()
+
+    def remove_new_credential() -> None:
+        app = sandbox.stack.directory.tenant(t.app.tenant_id).find(  # type: ignore[union-attr]
+            "application", app_id=t.app.client_id
+        )
+        app.password_credentials[:] = [
+            p for p in app.password_credentials if str(p.key_id) != journal["keyId"]
+        ]
+
+    sandbox.call(remove_new_credential)
+    replaced: dict[str, Any] | None = None
+    for _ in range(6):  # restarts every 10 s: more often than verify.timeout (1m)
+        operator.start()
+        time.sleep(10)
+        status = sps_status(kube, t)
+        current = (status.get("current") or {}).get("keyId")
+        if current not in (None, first_key) and status.get("rotation") is None:
+            replaced = status
+            break
+        operator.kill()
+    if replaced is None:
+        operator.start()
+        replaced = wait_ready(kube, t, other_than=first_key, timeout=120)
+    new_key = replaced["current"]["keyId"]
+    assert new_key != journal["keyId"]
+    # Replaced before the old secret expired, and the Key Vault latest is the new secret.
+    assert replaced["lastRotationTime"] < expires
+    latest = versions(sandbox, t)[-1]
+    assert latest.tags["rotator.dev/key-id"] == new_key and latest.enabled
+    # Nothing left behind: our credentials are the new one and (until revoked) the old one.
+    assert key_ids(sandbox, t) - _initial(sandbox, t) <= {first_key, new_key}
+
+
 @pytest.fixture
 def fast_drift(operator: h.OperatorProcess) -> Iterator[h.OperatorProcess]:
     """The operator restarted with a 5 s drift check; restored to the defaults afterwards."""
