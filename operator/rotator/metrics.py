@@ -59,6 +59,11 @@ REVOCATIONS: Final = prometheus_client.Counter(
     ["reason"],
     registry=REGISTRY,
 )
+LEADER: Final = prometheus_client.Gauge(
+    "rotator_leader",
+    "1 while this replica holds the leader-election Lease (or runs standalone); 0 on standby.",
+    registry=REGISTRY,
+)
 ROTATIONS_IN_FLIGHT: Final = prometheus_client.Gauge(
     "rotator_rotations_in_flight",
     "Rotations currently holding a slot of --max-concurrent-rotations.",
