@@ -667,3 +667,13 @@ def test_dsb_status_round_trip() -> None:
     status = models.DatabricksSecretBindingStatus.from_dict(raw)
     assert status.jobs[0].restarted_runs == 1
     assert status.to_dict() == raw
+
+
+def test_a_huge_bad_value_is_not_echoed_in_full() -> None:
+    # Without the CRD's maxLength (an old CRD, --validate=false), a value can be any size; the
+    # error names the field and quotes at most a bounded part of it.
+    spec = f.sps_spec_dict(tenantId="t" * 100_000)
+    with pytest.raises(errors.SpecError) as caught:
+        models.ServicePrincipalSecretSpec.from_spec(spec)
+    assert caught.value.path == "spec.tenantId"
+    assert len(caught.value.message) < 400

@@ -42,6 +42,8 @@ _CRD_URL = re.compile(
     r"(:[0-9]{1,5})?/?$"
 )
 _MAX_URL: Final = 2048
+# One field's problem in a SpecError, at most (it may quote the offending value).
+_MAX_PROBLEM: Final = 300
 # Durations as the CRDs accept them: at most 9 digits per number, at most 40 characters.
 _MAX_DURATION_DIGITS: Final = 9
 _MAX_DURATION_TEXT: Final = 40
@@ -343,7 +345,8 @@ def _spec_error(exc: pydantic.ValidationError, root: str) -> errors.SpecError:
         field = str(ctx.get("field") or "")
         if field:
             path += field if field.startswith("[") else f".{field}"
-        pair = (path, _describe(err))
+        # Bounded: a problem may quote the value, and a spec the CRD did not check can be huge.
+        pair = (path, bounded(_describe(err), _MAX_PROBLEM))
         if pair not in found:
             found.append(pair)
     first, *rest = found or [(root, "is invalid")]
