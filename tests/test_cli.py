@@ -35,6 +35,7 @@ def test_run_flags_become_the_config_the_chart_passes() -> None:
             "--max-concurrent-rotations=8",
             "--graph-writes-per-second=2",
             "--drift-check-interval=1h",
+            "--max-rotations-per-hour=6",
             "--no-enforce-policies",
         ]
     )
@@ -46,11 +47,22 @@ def test_run_flags_become_the_config_the_chart_passes() -> None:
     assert config.drift_check_interval == dt.timedelta(hours=1)
     assert config.enforce_policies is False
     assert config.graph_writes_per_second == 2.0
+    assert config.max_rotations_per_hour == 6
 
 
 def test_run_defaults_are_standalone_and_enforcing() -> None:
     config = cli.config_from_args(cli.build_parser().parse_args(["run", "-A"]))
     assert config.clusterwide and config.standalone and config.enforce_policies
+    assert config.max_rotations_per_hour == 6
+
+
+def test_run_max_rotations_per_hour_is_bounded() -> None:
+    args = cli.build_parser().parse_args(["run", "-A", "--max-rotations-per-hour=2"])
+    assert cli.config_from_args(args).max_rotations_per_hour == 2
+    for bad in ("0", "101"):
+        args = cli.build_parser().parse_args(["run", "-A", f"--max-rotations-per-hour={bad}"])
+        with pytest.raises(ValueError, match="--max-rotations-per-hour"):
+            cli.config_from_args(args)
 
 
 def test_run_requires_a_watch_scope() -> None:

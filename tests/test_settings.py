@@ -27,6 +27,8 @@ def test_refuses_watching_nothing_or_everything_and_something() -> None:
         ("event_level", "loud", "--event-level"),
         ("watch_client_timeout", 10.0, "--watch-client-timeout"),
         ("api_connections", 0, "--api-connections"),
+        ("max_rotations_per_hour", 0, "--max-rotations-per-hour"),
+        ("max_rotations_per_hour", 101, "--max-rotations-per-hour"),
     ],
 )
 def test_bad_values_name_their_flag(field: str, value: object, flag: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
 from rotator import settings as operator_settings
-from rotator.core import models
+from rotator.core import models, storms
 
 GROUP = "rotator.dev"
 VERSION = "v1alpha1"
@@ -95,6 +95,13 @@ def _add_run(sub: Any) -> None:
         default=20,
         help="kopf's API requests in flight at once (watch streams apart); bounds memory",
     )
+    run.add_argument(
+        "--max-rotations-per-hour",
+        type=int,
+        default=storms.DEFAULT_LIMIT,
+        metavar="N",
+        help="rotations one object may start per hour, whatever its spec or annotations say",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> operator_settings.OperatorConfig:
@@ -119,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> operator_settings.OperatorConf
         enforce_policies=args.enforce_policies,
         max_workers=args.max_workers,
         api_connections=args.api_connections,
+        max_rotations_per_hour=args.max_rotations_per_hour,
     )
 
 

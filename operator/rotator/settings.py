@@ -22,7 +22,7 @@ from typing import Final, Literal
 
 import kopf
 
-from rotator.core import durations
+from rotator.core import durations, storms
 
 #: Every annotation and the finalizer the operator writes start with this.
 PREFIX: Final = "rotator.dev"
@@ -59,6 +59,7 @@ class OperatorConfig:
     enforce_policies            a RotationPolicy must allow each resource before any cloud call
     max_workers                 threads for the sync bits (Kubernetes client, Databricks SDK)
     api_connections             kopf's API requests holding a connection at once (watches apart)
+    max_rotations_per_hour      rotations one object may start per hour (the storm limit)
     """
 
     namespaces: tuple[str, ...] = ()
@@ -80,6 +81,7 @@ class OperatorConfig:
     enforce_policies: bool = True
     max_workers: int = 8
     api_connections: int = 20
+    max_rotations_per_hour: int = storms.DEFAULT_LIMIT
 
     def __post_init__(self) -> None:
         # Refuse nonsense at start-up, with the flag's name, rather than misbehave later.
@@ -105,6 +107,8 @@ class OperatorConfig:
             raise ValueError("--max-workers must be at least 1")
         if self.api_connections < 1:
             raise ValueError("--api-connections must be at least 1")
+        if not 1 <= self.max_rotations_per_hour <= storms.MAX_LIMIT:
+            raise ValueError(f"--max-rotations-per-hour must be 1 to {storms.MAX_LIMIT}")
         for name in ("watch_server_timeout", "watch_client_timeout", "connect_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")

@@ -69,6 +69,13 @@ def test_sps_defaults() -> None:
         ("rotation.validity", "0s", "spec.rotation.validity", "longer than zero"),
         ("rotation.renewBefore", "90d", "spec.rotation.renewBefore", "shorter than validity"),
         ("rotation.renewBefore", "91d", "spec.rotation.renewBefore", "shorter than validity"),
+        # The chaos run's 1m/59s minted 22 credentials in 47 s: a gap under 1m is refused.
+        (
+            "rotation.renewBefore",
+            "89d23h59m30s",
+            "spec.rotation.renewBefore",
+            "at least 1m shorter than validity (90d), got 89d23h59m30s",
+        ),
         ("rotation.overlap", "1w", "spec.rotation.overlap", "unknown unit 'w'"),
         ("rotation.overlap", "30d", "spec.rotation.overlap", "shorter than renewBefore (30d)"),
         ("rotation.overlap", "31d", "spec.rotation.overlap", "shorter than renewBefore"),
@@ -459,6 +466,75 @@ def test_resource_meta_from_body() -> None:
     assert models.ResourceMeta.from_body({"metadata": {"name": "x"}}).rotate_request is None
 
 
+@pytest.mark.parametrize(
+    ("value", "accepted", "problem"),
+    [
+        ("2026-11-27T16:37:17.123456Z", True, None),  # what `rotator rotate` writes
+        ("", True, None),  # `kubectl annotate ... rotator.dev/rotate=` is a value too
+        ("Fri Nov 27 16:37:17 UTC 2026", True, None),  # `$(date)`: spaces are printable
+        ("x" * 63, True, None),
+        ("x" * 64, False, "at most 63 characters, got 64"),
+        ("x" * 200_000, False, "at most 63 characters, got 200000"),
+        ("line\nbreak", False, "printable ASCII"),
+        ("tab\there", False, "printable ASCII"),
+        ("caf\u00e9", False, "printable ASCII"),
+    ],
+)
+def test_rotate_annotation_is_bounded_and_never_quoted_when_refused(
+    value: str, accepted: bool, problem: str | None
+) -> None:
+    meta = models.ResourceMeta.from_body(
+        {"metadata": {"name": "x", "annotations": {models.ROTATE_ANNOTATION: value}}}
+    )
+    assert meta.rotate_request == (value if accepted else None)
+    refused = meta.refused_rotate_request
+    if problem is None:
+        assert refused is None
+    else:
+        assert refused is not None and problem in refused
+        assert models.ROTATE_ANNOTATION in refused
+        assert value not in refused
+
+
+def test_status_drops_a_rotate_request_it_would_not_have_copied() -> None:
+    # An older operator copied a 200 KB annotation into status: reading it drops it, so the
+    # next status write clears it.
+    status = models.ServicePrincipalSecretStatus.from_dict({"rotateRequest": "x" * 200_000})
+    assert status.rotate_request is None
+    assert status.to_patch()["rotateRequest"] is None
+
+
+def test_status_messages_are_bounded() -> None:
+    long = "e" * 5000
+    status = models.ServicePrincipalSecretStatus.from_dict(
+        {
+            "lastError": long,
+            "conditions": [
+                {
+                    "type": "Stalled",
+                    "status": "True",
+                    "reason": "GraphError",
+                    "message": long,
+                    "lastTransitionTime": "2026-11-26T05:00:00Z",
+                }
+            ],
+        }
+    )
+    assert len(status.last_error) == models.MAX_MESSAGE
+    assert status.last_error.endswith("…")
+    assert len(status.conditions[0].message) == models.MAX_MESSAGE
+    built = models.Condition(
+        type="Ready", status="True", reason="Issued", message=long, last_transition_time=f.T0
+    )
+    assert len(built.message) == models.MAX_MESSAGE
+    binding = models.DatabricksSecretBindingStatus.from_dict(
+        {"lastError": long, "jobs": [{"jobId": 1, "message": long}]}
+    )
+    assert len(binding.last_error) == models.MAX_MESSAGE
+    assert len(binding.jobs[0].message) == models.MAX_MESSAGE
+    assert models.bounded("short") == "short"
+
+
 _STATUS: dict[str, Any] = {
     "observedGeneration": 3,
     "conditions": [
@@ -509,6 +585,7 @@ _STATUS: dict[str, Any] = {
     "lastError": "boom",
     "lastFailureTime": "2026-11-26T05:01:00Z",
     "rotateRequest": "2026-11-26-a",
+    "recentRotations": ["2026-11-26T04:00:00Z", "2026-11-26T05:00:00Z"],
 }
 
 
@@ -590,3 +667,13 @@ def test_dsb_status_round_trip() -> None:
     status = models.DatabricksSecretBindingStatus.from_dict(raw)
     assert status.jobs[0].restarted_runs == 1
     assert status.to_dict() == raw
+
+
+def test_a_huge_bad_value_is_not_echoed_in_full() -> None:
+    # Without the CRD's maxLength (an old CRD, --validate=false), a value can be any size; the
+    # error names the field and quotes at most a bounded part of it.
+    spec = f.sps_spec_dict(tenantId="t" * 100_000)
+    with pytest.raises(errors.SpecError) as caught:
+        models.ServicePrincipalSecretSpec.from_spec(spec)
+    assert caught.value.path == "spec.tenantId"
+    assert len(caught.value.message) < 400

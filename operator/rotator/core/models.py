@@ -42,6 +42,8 @@ _CRD_URL = re.compile(
     r"(:[0-9]{1,5})?/?$"
 )
 _MAX_URL: Final = 2048
+# One field's problem in a SpecError, at most (it may quote the offending value).
+_MAX_PROBLEM: Final = 300
 # Durations as the CRDs accept them: at most 9 digits per number, at most 40 characters.
 _MAX_DURATION_DIGITS: Final = 9
 _MAX_DURATION_TEXT: Final = 40
@@ -64,6 +66,16 @@ MAX_USER_TAGS: Final = 13
 ROTATE_ANNOTATION: Final = "rotator.dev/rotate"
 #: Entra ID caps client secrets at two years; ``rotation.validity`` and ``maxValidity`` too.
 MAX_VALIDITY: Final = dt.timedelta(days=730)
+#: ``validity - renewBefore`` at least: a new secret is not due again within a minute. The
+#: CRD refuses less; the storm limit (rotator.core.storms) bounds what is left.
+MIN_ROTATION_GAP: Final = dt.timedelta(minutes=1)
+#: ``rotator.dev/rotate`` values the operator acts on (and copies into status): at most 63
+#: printable ASCII characters, like a label value; a timestamp or a ticket id fits.
+MAX_ROTATE_REQUEST: Final = 63
+_ROTATE_REQUEST = re.compile(r"^[\x20-\x7e]*$")
+#: Every message the operator writes to status (``lastError``, condition messages) is cut to
+#: this many characters: an error text can quote user input or a service's answer.
+MAX_MESSAGE: Final = 1024
 #: The longest ``verify.timeout``: Entra ID propagation takes minutes, not hours.
 MAX_VERIFY_TIMEOUT: Final = dt.timedelta(hours=1)
 #: Key Vault secret names are at most 127 characters; ``<secretName>-rotator-staging`` must fit.
@@ -333,7 +345,8 @@ def _spec_error(exc: pydantic.ValidationError, root: str) -> errors.SpecError:
         field = str(ctx.get("field") or "")
         if field:
             path += field if field.startswith("[") else f".{field}"
-        pair = (path, _describe(err))
+        # Bounded: a problem may quote the value, and a spec the CRD did not check can be huge.
+        pair = (path, bounded(_describe(err), _MAX_PROBLEM))
         if pair not in found:
             found.append(pair)
     first, *rest = found or [(root, "is invalid")]
@@ -384,6 +397,13 @@ class Rotation(_Model):
                 "renewBefore",
                 f"must be shorter than validity ({_text(self.validity)}), "
                 f"got {_text(self.renew_before)}",
+            )
+        if self.validity - self.renew_before < MIN_ROTATION_GAP:
+            raise _fail_at(
+                "renewBefore",
+                f"must be at least {_text(MIN_ROTATION_GAP)} shorter than validity "
+                f"({_text(self.validity)}), got {_text(self.renew_before)}: each new secret "
+                "would be due for rotation again within a minute",
             )
         if self.overlap >= self.renew_before:
             raise _fail_at(
@@ -758,8 +778,52 @@ class ResourceMeta(_Model):
 
     @property
     def rotate_request(self) -> str | None:
-        """The value of the ``rotator.dev/rotate`` annotation, if set."""
-        return self.annotations.get(ROTATE_ANNOTATION)
+        """The value of the ``rotator.dev/rotate`` annotation, if set and acceptable.
+
+        A value :func:`rotate_request_problem` refuses reads as unset: it never triggers a
+        rotation and is never copied into status, events or logs.
+        """
+        value = self.annotations.get(ROTATE_ANNOTATION)
+        return None if value is None or rotate_request_problem(value) else value
+
+    @property
+    def refused_rotate_request(self) -> str | None:
+        """Why the ``rotator.dev/rotate`` annotation is ignored, if it is."""
+        value = self.annotations.get(ROTATE_ANNOTATION)
+        return None if value is None else rotate_request_problem(value)
+
+
+def rotate_request_problem(value: str) -> str | None:
+    """What is wrong with a ``rotator.dev/rotate`` value (never quoting it), or None."""
+    if len(value) > MAX_ROTATE_REQUEST:
+        return (
+            f"annotation {ROTATE_ANNOTATION} is ignored: it must be at most "
+            f"{MAX_ROTATE_REQUEST} characters, got {len(value)}"
+        )
+    if not _ROTATE_REQUEST.match(value):
+        return (
+            f"annotation {ROTATE_ANNOTATION} is ignored: it must be printable ASCII (letters, "
+            "digits, punctuation, spaces), like a timestamp"
+        )
+    return None
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _bounded(value: Any) -> Any:
+    return bounded(value) if isinstance(value, str) else value
+
+
+def _acceptable_request(value: Any) -> Any:
+    # A value an older operator copied from the annotation unchecked is dropped, not kept.
+    return None if isinstance(value, str) and rotate_request_problem(value) else value
+
+
+#: A message written to status: at most :data:`MAX_MESSAGE` characters.
+Message = Annotated[str, pydantic.BeforeValidator(_bounded)]
 
 
 # --- Status --------------------------------------------------------------------------------
@@ -789,7 +853,7 @@ class Condition(_Model):
     type: str
     status: Literal["True", "False", "Unknown"]
     reason: str
-    message: str = ""
+    message: Message = ""
     last_transition_time: Time
     observed_generation: int | None = None
 
@@ -874,12 +938,14 @@ class ServicePrincipalSecretStatus(_StatusModel):
     next_rotation_time: Time | None = None
     rotation: RotationJournal | None = None
     failures: int = 0
-    last_error: str = ""
+    last_error: Message = ""
     last_failure_time: Time | None = None
     #: When a transient failure is retried (backoff and Retry-After, absolute): a restarted
     #: operator honours it instead of retrying at once.
     next_retry_time: Time | None = None
-    rotate_request: str | None = None
+    rotate_request: Annotated[str | None, pydantic.BeforeValidator(_acceptable_request)] = None
+    #: Start times of the latest rotations, newest last (rotator.core.storms keeps them).
+    recent_rotations: tuple[Time, ...] = ()
 
 
 class JobStatus(_Model):
@@ -889,7 +955,7 @@ class JobStatus(_Model):
     job_id: int | None = None
     changed: bool = False
     restarted_runs: int = 0
-    message: str = ""
+    message: Message = ""
 
 
 class DatabricksSecretBindingStatus(_StatusModel):
@@ -902,5 +968,5 @@ class DatabricksSecretBindingStatus(_StatusModel):
     last_sync_time: Time | None = None
     jobs: tuple[JobStatus, ...] = ()
     failures: int = 0
-    last_error: str = ""
+    last_error: Message = ""
     last_failure_time: Time | None = None

@@ -43,6 +43,7 @@ CONCURRENCY_CONFLICT: Final = "ConcurrencyConflict"  # Graph 409: concurrent wri
 THROTTLED: Final = "Throttled"  # a cloud API said 429 / Retry-After; we back off
 TRANSIENT_ERROR: Final = "TransientError"  # a temporary failure; retried with backoff
 SOURCE_NOT_READY: Final = "SourceNotReady"  # a binding's source sps has no current secret yet
+ROTATION_STORM: Final = "RotationStorm"  # too many rotations this hour: held until the window frees
 
 # --- Steady states and bindings -----------------------------------------------------------
 SUSPENDED: Final = "Suspended"  # spec.suspend is true: no rotation, no cloud writes
@@ -81,6 +82,7 @@ ALL: Final[frozenset[str]] = frozenset(
         THROTTLED,
         TRANSIENT_ERROR,
         SOURCE_NOT_READY,
+        ROTATION_STORM,
         SUSPENDED,
         SYNCED,
         JOB_UPDATED,

@@ -37,7 +37,7 @@ from rotator.core import (
     schedule,
     triggers,
 )
-from rotator.handlers import reporting, retiring, rotating, runtime, subjects, waking
+from rotator.handlers import guarding, reporting, retiring, rotating, runtime, subjects, waking
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ async def _work(subject: subjects.Subject) -> bool:
         if gated and stalled is not None and stalled.status == "True"
         else None
     )
-    subject.holding = held
+    subject.holding = held or guarding.refused_annotation(subject, announce=True)
     if subject.status.rotation is not None:
         # A new manual request, or a stuck rotation near expiry: abandon it for a fresh one.
         superseding = triggers.supersede(
@@ -175,11 +175,16 @@ async def _work(subject: subjects.Subject) -> bool:
         verdict = triggers.evaluate(
             triggers.Input(subject.spec, subject.status, meta, observed, now)
         )
-        if verdict.violated and not gated:
+        if (
+            verdict.violated
+            and not gated
+            and not await guarding.storm_held(subject, verdict.reason, now)
+        ):
             async with rt.limits.rotation_slot():
                 started = rotation.start(
                     subject.status, subject.spec, meta, verdict.reason, rt.new_id(), now
                 )
+                started = guarding.recorded(started, rt.config.max_rotations_per_hour, now)
                 assert started.rotation is not None
                 await subject.save(started)
                 subject.event(
@@ -191,13 +196,16 @@ async def _work(subject: subjects.Subject) -> bool:
     await retiring.retire(subject, observed.graph_key_ids)
     if observed.graph_credentials is not None:
         await retiring.remove_orphans(subject, observed.graph_credentials)
+    if guarding.storm_holding(subject):  # a time-based hold: wake at retry_at, when it ends
+        await subject.save(subject.status)
+        return True
     memory.retry_at = None
     # Re-read the gate: a promotion in this pass (a stored secret) lifts it.
     still_gated = memory.stalled_on == (meta.generation, meta.rotate_request) and not urgent
     if still_gated and subject.status.rotation is None:
         await subject.save(subject.status, stalled=held)
         return True
-    subject.holding = None
+    subject.holding = guarding.refused_annotation(subject)
     await subject.save(
         subject.status.model_copy(
             update={
