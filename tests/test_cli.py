@@ -26,7 +26,12 @@ def test_run_flags_become_the_config_the_chart_passes() -> None:
             "run",
             "--namespace=a",
             "--namespace=b",
-            "--peering=rotator",
+            "--leader-elect",
+            "--leader-election-id=r-leader",
+            "--leader-election-namespace=rotator-system",
+            "--leader-election-lease-duration=15s",
+            "--leader-election-renew-deadline=10s",
+            "--leader-election-retry-period=2s",
             "--liveness=http://0.0.0.0:8080/healthz",
             "--metrics-port=9090",
             "--log-level=INFO",
@@ -41,7 +46,10 @@ def test_run_flags_become_the_config_the_chart_passes() -> None:
     )
     config = cli.config_from_args(args)
     assert config.namespaces == ("a", "b") and not config.clusterwide
-    assert config.peering_name == "rotator" and not config.standalone
+    assert config.leader_elect and not config.standalone
+    assert config.leader_election_id == "r-leader"
+    assert config.leader_election_namespace == "rotator-system"
+    assert config.election_timing().renew_deadline == dt.timedelta(seconds=10)
     assert config.liveness == "http://0.0.0.0:8080/healthz"
     assert config.log_format == "json"
     assert config.drift_check_interval == dt.timedelta(hours=1)

@@ -36,11 +36,11 @@ def test_bad_values_name_their_flag(field: str, value: object, flag: str) -> Non
         settings.OperatorConfig(clusterwide=True, **{field: value})  # type: ignore[arg-type]
 
 
-def test_configure_kopf_applies_persistence_timeouts_and_peering() -> None:
+def test_configure_kopf_applies_persistence_timeouts_and_no_peering() -> None:
     config = settings.OperatorConfig(
         namespaces=("a",),
         standalone=False,
-        peering_name="rotator",
+        leader_elect=True,
         event_level="warning",
         watch_server_timeout=120,
         watch_client_timeout=150.0,
@@ -60,7 +60,7 @@ def test_configure_kopf_applies_persistence_timeouts_and_peering() -> None:
     assert isinstance(ks.watching.server_timeout, int)  # the API server rejects "120.0"
     assert ks.watching.connect_timeout == 7.0
     assert ks.networking.request_timeout == 20.0
-    assert ks.peering.name == "rotator" and ks.peering.mandatory and not ks.peering.standalone
+    assert ks.peering.standalone  # the Lease elects who runs kopf; kopf never peers
     assert ks.execution.max_workers == 3
 
 

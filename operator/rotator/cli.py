@@ -50,8 +50,26 @@ def _add_run(sub: Any) -> None:
         "--standalone", action="store_true", help="no peering: this is the only replica"
     )
     peering.add_argument(
-        "--peering", metavar="NAME", help="the ClusterKopfPeering shared by replicas"
+        "--leader-elect",
+        action="store_true",
+        help="replicas elect one leader on a coordination.k8s.io Lease; the others stand by",
     )
+    run.add_argument(
+        "--leader-election-id", default="rotator-leader", metavar="NAME", help="the Lease's name"
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        metavar="NAMESPACE",
+        help="where the Lease lives (default: the pod's own namespace, else 'default')",
+    )
+    for flag, seconds in (("lease-duration", 15), ("renew-deadline", 10), ("retry-period", 2)):
+        run.add_argument(
+            f"--leader-election-{flag}",
+            type=operator_settings.parse_interval,
+            default=dt.timedelta(seconds=seconds),
+            metavar="DURATION",
+            help=f"leader election {flag.replace('-', ' ')} (default {seconds}s)",
+        )
     run.add_argument(
         "--liveness", metavar="URL", help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz"
     )
@@ -109,8 +127,7 @@ def config_from_args(args: argparse.Namespace) -> operator_settings.OperatorConf
     return operator_settings.OperatorConfig(
         namespaces=tuple(args.namespace or ()),
         clusterwide=bool(args.all_namespaces),
-        standalone=args.peering is None,
-        peering_name=args.peering,
+        standalone=not args.leader_elect,
         liveness=args.liveness,
         metrics_port=args.metrics_port,
         log_level=args.log_level,
@@ -127,7 +144,25 @@ def config_from_args(args: argparse.Namespace) -> operator_settings.OperatorConf
         max_workers=args.max_workers,
         api_connections=args.api_connections,
         max_rotations_per_hour=args.max_rotations_per_hour,
+        leader_elect=args.leader_elect,
+        leader_election_id=args.leader_election_id,
+        leader_election_namespace=args.leader_election_namespace or _own_namespace(),
+        lease_duration=args.leader_election_lease_duration,
+        renew_deadline=args.leader_election_renew_deadline,
+        retry_period=args.leader_election_retry_period,
     )
+
+
+def _own_namespace() -> str:
+    """The pod's namespace (its service account's mount), else ``default``."""
+    try:
+        with open(_SERVICE_ACCOUNT_NAMESPACE) as found:
+            return found.read().strip() or "default"
+    except OSError:
+        return "default"
+
+
+_SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def _configure_logging(config: operator_settings.OperatorConfig) -> None:
@@ -168,16 +203,41 @@ def _run(args: argparse.Namespace) -> int:
     if config.metrics_port:
         metrics.serve(config.metrics_port)
     memo = kopf.Memo(config=config, cloud=cloud_settings.CloudSettings.from_env())
-    asyncio.run(
-        kopf.operator(
+    if not config.leader_elect:
+        metrics.LEADER.set(1)  # the only replica
+        asyncio.run(
+            kopf.operator(
+                clusterwide=config.clusterwide,
+                namespaces=list(config.namespaces),
+                standalone=True,
+                liveness_endpoint=config.liveness,
+                memo=memo,
+            )
+        )
+        return 0
+
+    from rotator.handlers import leading
+
+    async def work(stop: asyncio.Event) -> None:
+        # Leading: kopf runs alone (no peering); our own endpoint answers liveness.
+        await kopf.operator(
             clusterwide=config.clusterwide,
             namespaces=list(config.namespaces),
-            standalone=config.standalone,
-            peering_name=config.peering_name,
-            liveness_endpoint=config.liveness,
+            standalone=True,
+            stop_flag=stop,
             memo=memo,
         )
-    )
+
+    async def elect() -> None:
+        leases = leading.KubernetesLeases(
+            config.leader_election_namespace,
+            config.leader_election_id,
+            timeout=config.retry_period.total_seconds() * 2,
+        )
+        elector = leading.Elector(leases, leading.identity(), config.election_timing())
+        await leading.lead(elector, work, health=config.liveness)
+
+    asyncio.run(elect())
     return 0
 
 

@@ -22,7 +22,7 @@ from typing import Final, Literal
 
 import kopf
 
-from rotator.core import durations, storms
+from rotator.core import durations, leadership, storms
 
 #: Every annotation and the finalizer the operator writes start with this.
 PREFIX: Final = "rotator.dev"
@@ -45,7 +45,7 @@ class OperatorConfig:
     """Everything `rotator run` was told on its command line.
 
     namespaces / clusterwide    what kopf watches (exactly one of them is meaningful)
-    standalone / peering_name   no peering, or the ClusterKopfPeering shared by replicas
+    standalone                  the only replica (no leader election)
     liveness                    kopf's liveness endpoint URL (``http://0.0.0.0:8080/healthz``)
     metrics_port                Prometheus port; 0 disables the metrics server
     event_level                 minimum level of kopf's own posted events
@@ -60,12 +60,15 @@ class OperatorConfig:
     max_workers                 threads for the sync bits (Kubernetes client, Databricks SDK)
     api_connections             kopf's API requests holding a connection at once (watches apart)
     max_rotations_per_hour      rotations one object may start per hour (the storm limit)
+    leader_elect                one working replica, elected on a coordination.k8s.io Lease
+    leader_election_id          the Lease's name (the chart derives it from the release)
+    leader_election_namespace   where the Lease lives (the operator's own namespace)
+    lease_duration / renew_deadline / retry_period   the election's timing (client-go's)
     """
 
     namespaces: tuple[str, ...] = ()
     clusterwide: bool = False
     standalone: bool = True
-    peering_name: str | None = None
     liveness: str | None = None
     metrics_port: int = 9090
     log_level: str = "INFO"
@@ -82,6 +85,16 @@ class OperatorConfig:
     max_workers: int = 8
     api_connections: int = 20
     max_rotations_per_hour: int = storms.DEFAULT_LIMIT
+    leader_elect: bool = False
+    leader_election_id: str = "rotator-leader"
+    leader_election_namespace: str = "default"
+    lease_duration: dt.timedelta = dt.timedelta(seconds=15)
+    renew_deadline: dt.timedelta = dt.timedelta(seconds=10)
+    retry_period: dt.timedelta = dt.timedelta(seconds=2)
+
+    def election_timing(self) -> leadership.Timing:
+        """The leader election's timing (raises ValueError when it cannot work)."""
+        return leadership.Timing(self.lease_duration, self.renew_deadline, self.retry_period)
 
     def __post_init__(self) -> None:
         # Refuse nonsense at start-up, with the flag's name, rather than misbehave later.
@@ -89,10 +102,13 @@ class OperatorConfig:
             raise ValueError("use either --all-namespaces or --namespace, not both")
         if not self.clusterwide and not self.namespaces:
             raise ValueError("say what to watch: --all-namespaces or --namespace NAME")
-        if self.standalone and self.peering_name:
-            raise ValueError("use either --standalone or --peering NAME, not both")
-        if not self.standalone and not self.peering_name:
-            raise ValueError("--peering needs a name")
+        if self.standalone == self.leader_elect:
+            raise ValueError("use either --standalone or --leader-elect")
+        if self.leader_elect:
+            try:
+                self.election_timing()
+            except ValueError as exc:
+                raise ValueError(f"--leader-election-*: {exc}") from None
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self.event_level not in EVENT_LEVELS:
@@ -154,12 +170,9 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     # The API server's own Retry-After (priority and fairness) is honoured, not guessed.
     settings.networking.enforce_retry_after = True
 
-    # Peering: with replicas, exactly one is active.
-    settings.peering.standalone = config.standalone
-    if config.peering_name:
-        settings.peering.name = config.peering_name
-        settings.peering.mandatory = True
-        settings.peering.clusterwide = config.clusterwide
+    # No kopf peering (cluster-wide CRDs shared with every kopf operator): with replicas, the
+    # Lease elects the one that runs kopf at all (rotator.handlers.leading).
+    settings.peering.standalone = True
 
     # Sync work (the Kubernetes client in threads) gets a small, bounded pool.
     settings.execution.max_workers = config.max_workers
