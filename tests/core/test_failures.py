@@ -61,7 +61,7 @@ def test_every_row_becomes_an_error_the_handlers_understand(row: dict[str, Any])
     # One line, bounded, and never a page of HTML.
     text = str(exc)
     assert "\n" not in text and "<" not in text and len(text) < 700
-    if "text" in row and row["text"]:
+    if row.get("text"):
         assert f"HTTP {row['status']} with a non-JSON body" in text
 
 
