@@ -387,7 +387,7 @@ def said(reply: Reply) -> str:
     """What the service said, in one short line we may show: never a raw non-JSON body."""
     name = NAMES[reply.service]
     if reply.status is None:
-        return f"no answer from {name}: {reply.failure or 'connection failed'}"
+        return f"no answer from {name}: {reply.failure or 'the connection failed'}"
     if not reply.json:
         return f"HTTP {reply.status} with a non-JSON body ({reply.content_type or 'unknown'})"
     label = f"AADSTS{reply.aadsts}" if reply.aadsts else (reply.inner or reply.code)
@@ -413,7 +413,7 @@ def error(
         return errors.NotAuthorized(message)
     if verdict.outcome == "transient":
         if reply.status is None:
-            message = f"could not reach {name} to {action} {target} ({words})"
+            message = f"{name} call to {action} {target} failed: {words}"
         elif verdict.cause == "throttled":
             return errors.Throttled(
                 f"{name} throttled the request to {action} {target} ({words})", verdict.delay

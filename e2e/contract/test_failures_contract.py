@@ -1,0 +1,183 @@
+"""Every adapter through every row of the failure corpus, and "exactly one write", for real.
+
+The emulators answer each recorded error body (``tests/core/corpus/*.json``) byte for byte with
+the ``respond`` fault, the real SDK (azure-identity, msgraph-sdk, azure-keyvault-secrets,
+databricks-sdk) parses it, and our adapter must classify it as the row says: transient with
+the right delay, permanent with the right reason, or NotAuthorized naming what is missing.
+No message may carry HTML or a secret.
+
+Then the writes we promise happen once:
+
+- Key Vault ``set`` under a 5xx returned *after* the write: one request, one version in the
+  emulator's state, and the adapter returns the version that landed.
+- Graph ``removePassword`` confirmation: an object read back without ``passwordCredentials``
+  is not proof of removal.
+- Databricks lists that come back ``null`` are empty lists, not errors.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import pathlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from rotator.clouds import databricks, graph, identity, keyvault
+from rotator.clouds import settings as cloud_settings
+from rotator.core import errors, reasons
+from rotator.sandbox import faults, stack
+from tests.core import corpus
+
+pytestmark = pytest.mark.e2e
+
+UTC = datetime.UTC
+
+
+@pytest.fixture
+async def sandbox(tmp_path: pathlib.Path) -> AsyncIterator[stack.Stack]:
+    async with stack.Stack.start(tmp_path / "sandbox") as running:
+        yield running
+
+
+@pytest.fixture
+def cloud(sandbox: stack.Stack) -> cloud_settings.CloudSettings:
+    return cloud_settings.CloudSettings.from_env(sandbox.env())
+
+
+@pytest.fixture
+async def credential(cloud: cloud_settings.CloudSettings) -> AsyncIterator[Any]:
+    cred = identity.async_credential(cloud)
+    yield cred
+    await cred.close()
+
+
+@pytest.fixture
+def secrets_seen(sandbox: stack.Stack) -> list[str]:
+    return [sandbox.operator.secret_text]
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(caplog: pytest.LogCaptureFixture, secrets_seen: list[str]) -> Iterator[None]:
+    caplog.set_level(logging.DEBUG)
+    yield
+    for value in secrets_seen:
+        assert value not in caplog.text
+
+
+def respond(row: dict[str, Any], operation: str, *, count: int = 100) -> faults.FaultRule:
+    """The fault that makes ``operation`` answer exactly what the service answered."""
+    return faults.FaultRule(
+        operation,
+        "respond",
+        count=count,
+        status=row["status"],
+        body=corpus.body_text(row),
+        headers=dict(row.get("headers", {})),
+    )
+
+
+def check(exc: BaseException, row: dict[str, Any], secrets_seen: list[str]) -> None:
+    """``exc`` is what the row's ``expect`` says, and its message is clean."""
+    expect = row["expect"]
+    text = f"{exc} {exc!r}"
+    assert "<" not in str(exc), str(exc)
+    for value in secrets_seen:
+        assert value not in text
+    assert errors.is_transient(exc) is expect["transient"], str(exc)
+    if expect["outcome"] == "permission":
+        assert isinstance(exc, errors.NotAuthorized), repr(exc)
+    if expect["outcome"] == "transient":
+        assert isinstance(exc, errors.TransientError), repr(exc)
+        assert errors.retry_after(exc) == expect["delay"], str(exc)
+        assert exc.reason == expect["reason"]
+    elif expect.get("verification"):
+        assert isinstance(exc, errors.VerificationFailed), repr(exc)
+        assert exc.kind == expect["verification"]
+    else:
+        assert isinstance(exc, errors.PermanentError), repr(exc)
+        assert exc.reason == expect["reason"], str(exc)
+    if row.get("text"):
+        assert f"HTTP {row['status']} with a non-JSON body" in str(exc)
+
+
+# --- Key Vault --------------------------------------------------------------------------------
+
+KEYVAULT = corpus.rows("keyvault")
+
+
+@pytest.mark.parametrize("row", KEYVAULT, ids=[r["name"] for r in KEYVAULT])
+async def test_keyvault_adapter_classifies_every_row(
+    sandbox: stack.Stack,
+    credential: Any,
+    cloud: cloud_settings.CloudSettings,
+    secrets_seen: list[str],
+    row: dict[str, Any],
+) -> None:
+    url = sandbox.keyvault_urls[0]
+    async with keyvault.KeyVaultAdapter(credential, cloud, read_retries=0) as vault:
+        stored = await vault.set(url, "corpus", errors.SecretText("abc8Q~corpus-value"))
+        secrets_seen.append("abc8Q~corpus-value")
+        sandbox.clear_requests()
+        sandbox.add_fault(respond(row, "keyvault.getSecret"))
+        with pytest.raises(errors.RotatorError) as caught:
+            await vault.read(url, "corpus", stored.version)
+    check(caught.value, row, secrets_seen)
+    assert sandbox.count("keyvault.getSecret") >= 1
+
+
+async def test_keyvault_disabled_latest_is_a_state_not_a_missing_role(
+    sandbox: stack.Stack, credential: Any, cloud: cloud_settings.CloudSettings
+) -> None:
+    (row,) = [r for r in KEYVAULT if r["name"] == "keyvault-403-disabled-version"]
+    url = sandbox.keyvault_urls[0]
+    async with keyvault.KeyVaultAdapter(credential, cloud, read_retries=0) as vault:
+        stored = await vault.set(url, "corpus", errors.SecretText("abc8Q~corpus-value"))
+        sandbox.add_fault(respond(row, "keyvault.getSecret", count=1))
+        latest = await vault.latest(url, "corpus")
+    # The 403 sent the adapter to the version list: it reports the latest, not NotAuthorized.
+    assert latest is not None and latest.version == stored.version
+    assert sandbox.count("keyvault.getSecretVersions") == 1
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_keyvault_set_writes_once_and_finds_what_landed(
+    sandbox: stack.Stack,
+    credential: Any,
+    cloud: cloud_settings.CloudSettings,
+    secrets_seen: list[str],
+    status: int,
+) -> None:
+    url = sandbox.keyvault_urls[0]
+    value = errors.SecretText("abc8Q~written-exactly-once")
+    secrets_seen.append(value.reveal())
+    tags = {"rotator.dev/rotation-id": "r-1", "rotator.dev/key-id": "k-1"}
+    # The adapter as production builds it: azure-core may retry reads, never the write.
+    async with keyvault.KeyVaultAdapter(credential, cloud) as vault:
+        await vault.latest(url, "once")  # the challenge handshake, before counting
+        sandbox.clear_requests()
+        sandbox.add_fault(faults.FaultRule("keyvault.setSecret", "after", count=3, status=status))
+        stored = await vault.set(url, "once", value, tags=tags)
+    service = next(s for s in sandbox.services if s.kind == "keyvault" and s.url == url)
+    secret = service.state.snapshot()["secrets"]["once"]
+    assert len(secret["versions"]) == 1
+    assert sandbox.count("keyvault.setSecret") == 1
+    assert stored.version == secret["versions"][0]["version"] and stored.tags == tags
+
+
+async def test_keyvault_set_that_did_not_land_is_transient_and_not_repeated(
+    sandbox: stack.Stack, credential: Any, cloud: cloud_settings.CloudSettings
+) -> None:
+    url = sandbox.keyvault_urls[0]
+    async with keyvault.KeyVaultAdapter(credential, cloud) as vault:
+        await vault.set(url, "twice", errors.SecretText("abc8Q~older-value"), tags={"a": "1"})
+        sandbox.clear_requests()
+        sandbox.add_fault(faults.FaultRule("keyvault.setSecret", "status", count=3, status=503))
+        with pytest.raises(errors.TransientError):
+            await vault.set(url, "twice", errors.SecretText("abc8Q~newer-value"), tags={"a": "2"})
+    assert sandbox.count("keyvault.setSecret") == 1
+    service = next(s for s in sandbox.services if s.kind == "keyvault" and s.url == url)
+    secret = service.state.snapshot()["secrets"]["twice"]
+    assert [v["tags"] for v in secret["versions"]] == [{"a": "1"}]
