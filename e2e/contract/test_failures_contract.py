@@ -181,3 +181,86 @@ async def test_keyvault_set_that_did_not_land_is_transient_and_not_repeated(
     service = next(s for s in sandbox.services if s.kind == "keyvault" and s.url == url)
     secret = service.state.snapshot()["secrets"]["twice"]
     assert [v["tags"] for v in secret["versions"]] == [{"a": "1"}]
+
+
+# --- Graph ------------------------------------------------------------------------------------
+
+GRAPH = corpus.rows("graph")
+
+
+@pytest.fixture
+async def graph_adapter(
+    credential: Any, cloud: cloud_settings.CloudSettings
+) -> AsyncIterator[graph.GraphAdapter]:
+    async with graph.GraphAdapter(credential, cloud, read_retries=0) as adapter:
+        yield adapter
+
+
+@pytest.mark.parametrize("row", GRAPH, ids=[r["name"] for r in GRAPH])
+async def test_graph_adapter_classifies_every_row(
+    sandbox: stack.Stack,
+    graph_adapter: graph.GraphAdapter,
+    secrets_seen: list[str],
+    row: dict[str, Any],
+) -> None:
+    demo = sandbox.demo_application
+    app = graph.AppRef(object_id=demo.object_id)
+    sandbox.add_fault(respond(row, "graph.getApplication"))
+    with pytest.raises(errors.RotatorError) as caught:
+        await graph_adapter.list_passwords(demo.tenant_id, app, "application")
+    check(caught.value, row, secrets_seen)
+    if row["expect"]["cause"] == "not-owner":
+        assert isinstance(caught.value, errors.NotOwner)
+        assert "Application.ReadWrite.OwnedBy" in str(caught.value)
+
+
+async def test_graph_add_password_is_sent_once_whatever_graph_answers(
+    sandbox: stack.Stack, graph_adapter: graph.GraphAdapter, secrets_seen: list[str]
+) -> None:
+    demo = sandbox.demo_application
+    app = graph.AppRef(object_id=demo.object_id)
+    for row in GRAPH:
+        if not row["expect"]["transient"]:
+            continue
+        sandbox.clear_requests()
+        sandbox.add_fault(respond(row, "graph.addPassword", count=1))
+        end = datetime.datetime.now(UTC) + datetime.timedelta(days=1)
+        with pytest.raises(errors.TransientError) as caught:
+            await graph_adapter.add_password(demo.tenant_id, app, "application", "r-once", end)
+        check(caught.value, row, secrets_seen)
+        assert sandbox.count("graph.addPassword") == 1, row["name"]
+
+
+async def test_remove_password_is_not_confirmed_by_an_answer_without_the_list(
+    sandbox: stack.Stack, graph_adapter: graph.GraphAdapter
+) -> None:
+    demo = sandbox.demo_application
+    app = graph.AppRef(object_id=demo.object_id)
+    (initial,) = await graph_adapter.list_passwords(demo.tenant_id, app, "application")
+    # removePassword fails (as for an unknown keyId), and the re-read comes back without
+    # passwordCredentials: that is no proof the credential is gone.
+    sandbox.add_fault(
+        faults.FaultRule(
+            "graph.removePassword",
+            "respond",
+            count=1,
+            status=400,
+            body='{"error": {"code": "Request_BadRequest", "message": "Invalid keyId."}}',
+            headers={"Content-Type": "application/json"},
+        )
+    )
+    sandbox.add_fault(
+        faults.FaultRule(
+            "graph.getApplication",
+            "respond",
+            count=1,
+            status=200,
+            body=f'{{"id": "{demo.object_id}"}}',
+            headers={"Content-Type": "application/json"},
+        )
+    )
+    with pytest.raises(errors.TransientError, match="without the passwordCredentials"):
+        await graph_adapter.remove_password(demo.tenant_id, app, "application", initial.key_id)
+    # The credential is indeed still there.
+    listed = await graph_adapter.list_passwords(demo.tenant_id, app, "application")
+    assert [p.key_id for p in listed] == [initial.key_id]
