@@ -24,12 +24,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from tests.core import corpus
 
 from rotator.clouds import databricks, graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
 from rotator.core import errors, reasons
 from rotator.sandbox import faults, stack
-from tests.core import corpus
 
 pytestmark = pytest.mark.e2e
 
@@ -264,3 +264,69 @@ async def test_remove_password_is_not_confirmed_by_an_answer_without_the_list(
     # The credential is indeed still there.
     listed = await graph_adapter.list_passwords(demo.tenant_id, app, "application")
     assert [p.key_id for p in listed] == [initial.key_id]
+
+
+# --- Databricks -------------------------------------------------------------------------------
+
+DATABRICKS = corpus.rows("databricks")
+
+
+@pytest.fixture
+def workspace(sandbox: stack.Stack, cloud: cloud_settings.CloudSettings) -> Any:
+    """The Databricks emulator and an adapter whose SDK gives up retrying after 2 s."""
+    service = next(s for s in sandbox.services if s.kind == "databricks")
+    impatient = cloud_settings.CloudSettings(
+        authority_host=cloud.authority_host,
+        ca_bundle=cloud.ca_bundle,
+        tenant_id=cloud.tenant_id,
+        client_id=cloud.client_id,
+        client_secret=cloud.client_secret,
+        databricks_retry_timeout_seconds=2,
+    )
+    strategy = identity.DatabricksCredentials(identity.sync_credential(impatient))
+    return service, databricks.DatabricksAdapter(service.url, impatient, credentials=strategy)
+
+
+@pytest.mark.parametrize("row", DATABRICKS, ids=[r["name"] for r in DATABRICKS])
+async def test_databricks_adapter_classifies_every_row(
+    sandbox: stack.Stack, workspace: Any, secrets_seen: list[str], row: dict[str, Any]
+) -> None:
+    service, adapter = workspace
+    async with adapter:
+        await adapter.get_scope("etl")  # the client is built and authenticated first
+        sandbox.add_fault(respond(row, "databricks.listScopes"), url=service.url)
+        with pytest.raises(errors.RotatorError) as caught:
+            await adapter.get_scope("etl")
+    check(caught.value, row, secrets_seen)
+
+
+async def test_databricks_501_is_asked_once(sandbox: stack.Stack, workspace: Any) -> None:
+    (row,) = [r for r in DATABRICKS if r["name"] == "databricks-501-not-implemented"]
+    service, adapter = workspace
+    async with adapter:
+        await adapter.get_scope("etl")
+        sandbox.clear_requests()
+        sandbox.add_fault(respond(row, "databricks.listScopes"), url=service.url)
+        with pytest.raises(errors.PermanentError) as caught:
+            await adapter.get_scope("etl")
+    assert caught.value.reason == reasons.DATABRICKS_ERROR
+    assert sandbox.count("databricks.listScopes") == 1
+
+
+async def test_databricks_null_lists_are_empty_lists(sandbox: stack.Stack, workspace: Any) -> None:
+    service, adapter = workspace
+    ok = {"Content-Type": "application/json"}
+    async with adapter:
+        for operation, body in (
+            ("databricks.listScopes", '{"scopes": null}'),
+            ("databricks.jobsList", '{"jobs": null, "has_more": false}'),
+            ("databricks.runsList", '{"runs": null, "has_more": false}'),
+        ):
+            sandbox.add_fault(
+                faults.FaultRule(operation, "respond", count=1, status=200, body=body, headers=ok),
+                url=service.url,
+            )
+        assert await adapter.get_scope("etl") is None
+        with pytest.raises(errors.NotFound):
+            await adapter.resolve_job(job_name="nightly")
+        assert await adapter.active_runs(7) == []

@@ -426,7 +426,7 @@ def error(
             message = f"{name} failed to {action} {target} ({words})"
         return errors.TransientError(message, verdict.delay)
     if verdict.reason == reasons.NOT_FOUND:
-        return errors.NotFound(f"{target} was not found ({words})")
+        return errors.NotFound(f"could not {action} {target}: it was not found ({words})")
     if verdict.reason == reasons.TOO_MANY_PASSWORDS:
         return errors.TooManyPasswords(f"cannot {action} {target}: {explain} ({words})")
     if explain:
