@@ -330,3 +330,77 @@ async def test_databricks_null_lists_are_empty_lists(sandbox: stack.Stack, works
         with pytest.raises(errors.NotFound):
             await adapter.resolve_job(job_name="nightly")
         assert await adapter.active_runs(7) == []
+
+
+# --- Entra (verifying a new secret) -----------------------------------------------------------
+
+ENTRA = corpus.rows("entra")
+
+
+@pytest.mark.parametrize("row", ENTRA, ids=[r["name"] for r in ENTRA])
+async def test_verification_classifies_every_token_answer(
+    sandbox: stack.Stack,
+    cloud: cloud_settings.CloudSettings,
+    secrets_seen: list[str],
+    row: dict[str, Any],
+) -> None:
+    demo = sandbox.demo_application
+    secret = errors.SecretText("abc8Q~a-secret-being-verified")
+    secrets_seen.append(secret.reveal())
+    # A clock that the verifier's own sleeps move: the retry schedule runs in no time.
+    now = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    sandbox.clear_requests()
+    sandbox.add_fault(respond(row, "entra.token", count=1000))
+    with pytest.raises(errors.RotatorError) as caught:
+        await identity.verify_client_secret(
+            demo.tenant_id,
+            demo.client_id,
+            secret,
+            authority=cloud.authority,
+            timeout=30,
+            ca_bundle=cloud.ca_bundle,
+            sleep=sleep,
+            clock=lambda: now[0],
+        )
+    check(caught.value, row, secrets_seen)
+    asked = sandbox.count("entra.token")
+    if row["expect"]["transient"]:
+        # Retried until the deadline, never sooner than Entra asked.
+        assert asked >= 2 and len(slept) >= 2
+        # Every wait but the last (cut short by the deadline) honours Retry-After.
+        assert all(s >= (row["expect"].get("delay") or 0) for s in slept[:-1]), slept
+        assert abs(sum(slept) - 30) < 1e-6
+    else:
+        # Settled at the first answer: no second token request.
+        assert asked == 1 and not slept
+
+
+async def test_a_throttled_verification_then_succeeds(
+    sandbox: stack.Stack, cloud: cloud_settings.CloudSettings, secrets_seen: list[str]
+) -> None:
+    (row,) = [r for r in ENTRA if r["name"] == "entra-429-throttled-no-aadsts"]
+    seeded = sandbox.seed_application("verify-after-429")
+    text = seeded.secret_text
+    secrets_seen.append(text)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    sandbox.add_fault(respond(row, "entra.token", count=1))
+    await identity.verify_client_secret(
+        seeded.tenant_id,
+        seeded.client_id,
+        errors.SecretText(text),
+        authority=cloud.authority,
+        timeout=60,
+        ca_bundle=cloud.ca_bundle,
+        sleep=sleep,
+    )
+    assert slept == [7.0]  # Retry-After, not the one-second first backoff
