@@ -351,7 +351,8 @@ def parse(
     code = inner = aadsts = message = ""
     if service == "entra":
         code = _text(data.get("error"))
-        message = _text(data.get("error_description"))
+        # Entra appends "Trace ID: … Correlation ID: … Timestamp: …": support ids, not words.
+        message = _text(data.get("error_description")).split("Trace ID:", 1)[0]
         codes = data.get("error_codes")
         if isinstance(codes, list) and codes and isinstance(codes[0], int):
             aadsts = str(codes[0])
@@ -393,6 +394,8 @@ def said(reply: Reply) -> str:
     label = f"AADSTS{reply.aadsts}" if reply.aadsts else (reply.inner or reply.code)
     if reply.inner and reply.code and reply.inner != reply.code:
         label = f"{reply.code}/{reply.inner}"
+    if label and reply.message.startswith(label):
+        label = ""  # Entra's descriptions start with their own code
     head = f"{name} {reply.status} {label}".rstrip()
     return f"{head}: {reply.message}" if reply.message else head
 
