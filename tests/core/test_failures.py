@@ -108,3 +108,9 @@ def test_messages_are_one_bounded_line() -> None:
 )
 def test_retry_after(value: str | None, seconds: float | None) -> None:
     assert failures.delay_seconds(value, now=NOW) == seconds
+
+
+def test_an_azure_shaped_body_from_the_token_endpoint_still_names_its_aadsts_code() -> None:
+    body = '{"error": {"code": "AADSTS90002", "message": "Tenant not found."}}'
+    verdict = failures.classify(failures.parse("entra", 400, body))
+    assert verdict.verification == "tenant"

@@ -349,7 +349,7 @@ def parse(
             service, status, retry_after=retry_after, json=False, content_type=media or "unknown"
         )
     code = inner = aadsts = message = ""
-    if service == "entra":
+    if service == "entra" and not isinstance(data.get("error"), dict):
         code = _text(data.get("error"))
         # Entra appends "Trace ID: … Correlation ID: … Timestamp: …": support ids, not words.
         message = _text(data.get("error_description")).split("Trace ID:", 1)[0]
@@ -369,6 +369,10 @@ def parse(
             nested = error.get("innererror") or error.get("innerError")
             if isinstance(nested, dict):
                 inner = _text(nested.get("code"))
+        if service == "entra":
+            # An Azure-shaped body in front of the token endpoint (a gateway): the number, if
+            # any, is in the words.
+            aadsts = aadsts_code(f"{code} {message}")
     return Reply(
         service,
         status,
