@@ -7,7 +7,7 @@ import requests
 from databricks.sdk import errors as dbx_errors
 
 from rotator.clouds import databricks, settings
-from rotator.core import errors, reasons
+from rotator.core import errors, failures, reasons
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
 
@@ -115,3 +115,28 @@ def test_config_keeps_every_setting_and_small_timeouts() -> None:
     assert client.config.retry_timeout_seconds == 7
     assert client.config.http_timeout_seconds == 3
     assert client.config.host == HOST
+
+
+def test_501_is_permanent() -> None:
+    mapped = classify(dbx_errors.NotImplemented("nope", error_code="NOT_IMPLEMENTED"))
+    assert type(mapped) is errors.PermanentError and mapped.reason == reasons.DATABRICKS_ERROR
+
+
+def test_an_unparsed_body_is_never_shown() -> None:
+    # databricks-sdk puts a dump of the request (which may hold a secret) after this prefix.
+    dump = "unable to parse response. Request log:```POST /api/2.0/secrets/put string_value=x```"
+    mapped = classify(dbx_errors.InternalError(dump))
+    assert "string_value" not in str(mapped) and "non-JSON" in str(mapped)
+    assert errors.is_transient(mapped)
+
+
+def test_the_answer_seen_on_the_wire_wins() -> None:
+    seen = failures.Reply("databricks", 502, json=False, content_type="text/html")
+    mapped = databricks.map_databricks_error(
+        dbx_errors.DatabricksError("Bad Gateway", error_code="BAD_GATEWAY"),
+        action="update job 7",
+        host=HOST,
+        seen=seen,
+    )
+    assert type(mapped) is errors.TransientError
+    assert "HTTP 502 with a non-JSON body (text/html)" in str(mapped)

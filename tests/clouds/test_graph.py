@@ -128,3 +128,12 @@ def test_minted_secret_repr_hides_the_text() -> None:
     )
     assert "supersecret" not in repr(minted)
     assert "supersecret" not in str(minted)
+
+
+def test_an_html_answer_is_summarized_never_echoed() -> None:
+    page = APIError("no body", 502, httpx.Headers({"Content-Type": "text/html; charset=utf-8"}))
+    mapped = classify(page)
+    assert type(mapped) is errors.TransientError
+    assert "HTTP 502 with a non-JSON body (text/html)" in str(mapped)
+    denied = classify(APIError("no body", 400, httpx.Headers({"Content-Type": "text/html"})))
+    assert type(denied) is errors.PermanentError and denied.reason == reasons.GRAPH_ERROR

@@ -176,3 +176,31 @@ async def test_a_ca_bundle_is_loaded_once_not_per_request(monkeypatch: pytest.Mo
             assert transport.session.connector._ssl is adapter._ssl
             assert transport.connection_config.verify is True
     assert loads == [certifi.where()]
+
+
+def html_error(status: int) -> HttpResponseError:
+    raw = requests.Response()
+    raw.status_code = status
+    raw.reason = "reason"
+    raw.raw = io.BytesIO(b"<html><body><h1>Service Unavailable</h1></body></html>")
+    raw.headers.update({"Content-Type": "text/html"})
+    answer = RestRequestsTransportResponse(
+        request=HttpRequest("GET", f"{VAULT}/secrets/etl"), internal_response=raw
+    )
+    answer.read()
+    return HttpResponseError(response=answer)
+
+
+def test_an_html_answer_is_summarized_and_classified_by_status() -> None:
+    transient = classify(html_error(503))
+    assert type(transient) is errors.TransientError
+    assert "HTTP 503 with a non-JSON body (text/html)" in str(transient)
+    assert "<" not in str(transient)
+    assert type(classify(html_error(400))) is errors.PermanentError
+
+
+def test_a_disabled_version_is_not_a_missing_role() -> None:
+    mapped = classify(
+        http_error(403, "Forbidden", "Operation get is not allowed on a disabled secret.")
+    )
+    assert type(mapped) is errors.PermanentError and "disabled" in str(mapped)

@@ -215,3 +215,12 @@ async def test_token_requests_are_logged_without_bodies(
     assert '"status": 200' in log_text
     assert secret not in log_text
     assert secret not in await (await client.get("/_sandbox/state")).text()
+
+
+def test_injected_faults_have_entra_s_shape() -> None:
+    from rotator.sandbox import entra
+
+    named = entra.entra_fault_body(400, "AADSTS90002", "injected")
+    assert named["error_codes"] == [90002] and named["error_description"].startswith("AADSTS90002")
+    busy = entra.entra_fault_body(429, "TooManyRequests", "injected")
+    assert busy["error"] == "temporarily_unavailable" and busy["error_codes"] == []

@@ -67,3 +67,28 @@ async def test_after_fault_serves_then_answers_error(tmp_path: pathlib.Path) -> 
             assert log[0]["servedStatus"] == 200
     finally:
         await running.stop()
+
+
+async def test_respond_fault_answers_exactly_the_given_body(tmp_path: pathlib.Path) -> None:
+    running, ctx = await _start(tmp_path)
+    page = "<html><head><title>502 Bad Gateway</title></head></html>"
+    try:
+        async with aiohttp.ClientSession(base_url=running.url) as http:
+            await http.post(
+                "/_sandbox/faults",
+                json={
+                    "operation": "demo.hello",
+                    "kind": "respond",
+                    "status": 502,
+                    "count": 1,
+                    "body": page,
+                    "headers": {"Content-Type": "text/html", "Retry-After": "9"},
+                },
+                ssl=ctx,
+            )
+            r = await http.get("/hello", ssl=ctx)
+            assert (r.status, await r.text()) == (502, page)
+            assert (r.headers["Content-Type"], r.headers["Retry-After"]) == ("text/html", "9")
+            assert (await http.get("/hello", ssl=ctx)).status == 200
+    finally:
+        await running.stop()

@@ -2,16 +2,16 @@
 
 Service error messages end up in status and events, so they are trimmed to one line of
 bounded length; they come from the service's error body (never from a request we sent).
+The rules themselves live in :mod:`rotator.core.failures`; these read the clock for them.
 """
 
 from __future__ import annotations
 
 import datetime
-import email.utils
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
-_MAX_DETAIL: Final = 300
+from rotator.core import failures
 
 
 def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -33,23 +33,9 @@ def parse_retry_after(
     """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date)."""
     if value is None or not value.strip():
         return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return max(0.0, (moment - now()).total_seconds())
+    return failures.delay_seconds(value, now=now())
 
 
 def detail(text: str | None) -> str:
     """A service's own error message, on one line and bounded, for our messages."""
-    if not text:
-        return ""
-    line = " ".join(text.split())
-    return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 1] + "…"
+    return failures.one_line(text)

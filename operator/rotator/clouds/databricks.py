@@ -10,6 +10,10 @@ Job settings travel as plain JSON dicts, read and written through the SDK's raw 
 trip through the SDK's dataclasses would silently drop any field this SDK version does not
 know. :mod:`rotator.core.jobrefs` computes what to send.
 
+Failures are classified by the table in :mod:`rotator.core.failures`, from the error answer as
+it came over the wire (a response hook on the SDK's session): the SDK keeps no status, and for
+a body it cannot parse its message is a dump of the request. A 501 is permanent.
+
 Only :mod:`rotator.core.errors` leave this module; secret values travel as ``SecretText``.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Final, Literal, TypeVar
 
@@ -31,8 +36,9 @@ from databricks.sdk.credentials_provider import CredentialsStrategy
 from databricks.sdk.errors.base import DatabricksError
 from databricks.sdk.service.workspace import ScopeBackendType
 
+from rotator.clouds import common
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, reasons
+from rotator.core import errors, failures, reasons
 
 logger = logging.getLogger(__name__)
 
@@ -102,75 +108,94 @@ class _TrustingAdapter(requests.adapters.HTTPAdapter):
         )
 
 
-def map_databricks_error(exc: BaseException, *, action: str, host: str) -> errors.RotatorError:
-    """Our error for a failed Databricks call; ``action`` names what we tried ("update job 7").
+# The status each databricks-sdk error class stands for (errors/platform.py), most specific
+# first: the SDK keeps no status on the exception, and the table reads statuses.
+_STATUS_OF: Final[tuple[tuple[type[DatabricksError], int], ...]] = (
+    (dbx_errors.TooManyRequests, 429),
+    (dbx_errors.PermissionDenied, 403),
+    (dbx_errors.Unauthenticated, 401),
+    (dbx_errors.NotFound, 404),
+    (dbx_errors.ResourceConflict, 409),
+    (dbx_errors.BadRequest, 400),
+    (dbx_errors.NotImplemented, 501),
+    (dbx_errors.TemporarilyUnavailable, 503),
+    (dbx_errors.DeadlineExceeded, 504),
+    (dbx_errors.InternalError, 500),
+)
+# What databricks-sdk says when it cannot parse a body; the rest of that message is a dump of
+# the request (which may hold a secret value), so it is never shown.
+_UNPARSED: Final = "unable to parse response"
 
-    Pure: unit-tested with the SDK's own exception types.
+
+def reply_from_response(response: requests.Response) -> failures.Reply:
+    """What Databricks answered, read from the raw HTTP response (the adapter's hook)."""
+    return failures.parse(
+        "databricks",
+        response.status_code,
+        response.content,
+        content_type=response.headers.get("Content-Type", ""),
+        retry_after=common.parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def reply_of(exc: BaseException) -> failures.Reply:
+    """What Databricks answered, as far as databricks-sdk's exception tells."""
+    if isinstance(exc, TimeoutError):
+        # The SDK's retry loop gave up; the cause says on what.
+        cause = exc.__cause__
+        if isinstance(cause, DatabricksError):
+            return reply_of(cause)
+        what = type(cause).__name__ if cause is not None else "timeout"
+        return failures.Reply("databricks", None, failure=f"gave up retrying ({what})")
+    if isinstance(exc, DatabricksError):
+        status = next((code for cls, code in _STATUS_OF if isinstance(exc, cls)), None)
+        retry_after = float(exc.retry_after_secs) if exc.retry_after_secs is not None else None
+        text = str(exc)
+        if status is None:
+            return failures.Reply(
+                "databricks", None, retry_after=retry_after, failure=type(exc).__name__
+            )
+        if text.startswith(_UNPARSED):
+            return failures.Reply(
+                "databricks", status, retry_after=retry_after, json=False, content_type="unknown"
+            )
+        return failures.Reply(
+            "databricks",
+            status,
+            code=exc.error_code or "",
+            message=common.detail(text),
+            retry_after=retry_after,
+        )
+    if isinstance(exc, AzureError):
+        return failures.Reply(
+            "databricks",
+            None,
+            failure=f"could not get an Entra token for Azure Databricks ({type(exc).__name__})",
+        )
+    return failures.Reply("databricks", None, failure=type(exc).__name__)
+
+
+def map_databricks_error(
+    exc: BaseException, *, action: str, host: str, seen: failures.Reply | None = None
+) -> errors.RotatorError:
+    """Our error for a failed Databricks call (the table in :mod:`rotator.core.failures`).
+
+    ``action`` names what we tried ("update job 7"); ``seen`` is the last error answer of this
+    call as read off the wire, which beats what the SDK's exception kept of it. Pure:
+    unit-tested with the SDK's own exception types.
     """
     if isinstance(exc, errors.RotatorError):
         return exc
     where = f"in workspace {host}"
-    if isinstance(exc, TimeoutError):
-        # The SDK's retry loop gave up; the cause says on what.
-        cause = exc.__cause__
-        retry_after = getattr(cause, "retry_after_secs", None)
-        if isinstance(cause, dbx_errors.TooManyRequests) or retry_after is not None:
-            return errors.Throttled(
-                f"Databricks kept throttling the request to {action} {where}",
-                float(retry_after) if retry_after is not None else None,
-            )
-        what = type(cause).__name__ if cause is not None else "timeout"
-        return errors.TransientError(f"could not {action} {where}: gave up retrying ({what})")
-    if isinstance(exc, DatabricksError):
-        said = f"Databricks {exc.error_code or type(exc).__name__}: {_short(str(exc))}"
-        retry_after = exc.retry_after_secs
-        if isinstance(exc, (dbx_errors.PermissionDenied, dbx_errors.Unauthenticated)):
-            return errors.NotAuthorized(
-                f"the operator may not {action} {where}: grant its identity access ({said})"
-            )
-        if isinstance(exc, dbx_errors.NotFound):
-            return errors.NotFound(f"could not {action} {where}: not found ({said})")
-        if isinstance(exc, dbx_errors.TooManyRequests):
-            return errors.Throttled(
-                f"Databricks throttled the request to {action} {where} ({said})",
-                float(retry_after) if retry_after is not None else None,
-            )
-        if isinstance(
-            exc,
-            (
-                dbx_errors.TemporarilyUnavailable,
-                dbx_errors.InternalError,
-                dbx_errors.DeadlineExceeded,
-                dbx_errors.Aborted,
-            ),
-        ):
-            return errors.TransientError(
-                f"Databricks failed to {action} {where} ({said})",
-                float(retry_after) if retry_after is not None else None,
-            )
-        if isinstance(exc, (dbx_errors.BadRequest, dbx_errors.ResourceConflict)):
-            return errors.PermanentError(
-                f"Databricks refused to {action} {where} ({said})", reasons.DATABRICKS_ERROR
-            )
-        return errors.TransientError(f"Databricks failed to {action} {where} ({said})")
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-        return errors.TransientError(f"could not reach {host} to {action} ({type(exc).__name__})")
-    if isinstance(exc, AzureError):
-        return errors.TransientError(
-            f"could not get an Entra token for Azure Databricks to {action} {where} "
-            f"({type(exc).__name__})"
-        )
-    if isinstance(exc, ValueError):
+    if isinstance(exc, ValueError) and not isinstance(exc, DatabricksError):
         # Config validation (bad host, conflicting auth settings in the environment).
         return errors.PermanentError(
-            f"cannot {action} {where}: {_short(str(exc))}", reasons.DATABRICKS_ERROR
+            f"cannot {action} {where}: {common.detail(str(exc))}", reasons.DATABRICKS_ERROR
         )
-    return errors.TransientError(f"could not {action} {where} ({type(exc).__name__})")
-
-
-def _short(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= 300 else line[:299] + "…"
+    reply = reply_of(exc)
+    if seen is not None and isinstance(exc, (DatabricksError, TimeoutError)):
+        reply = seen
+    return failures.error(failures.classify(reply), reply, action=action, target=where)
 
 
 class DatabricksAdapter:
@@ -197,6 +222,8 @@ class DatabricksAdapter:
         self._token = token
         self._client: WorkspaceClient | None = None
         self._lock = asyncio.Lock()
+        # The last error answer seen on the wire, per worker thread (one SDK call per thread).
+        self._seen = threading.local()
 
     async def __aenter__(self) -> DatabricksAdapter:
         return self
@@ -223,14 +250,20 @@ class DatabricksAdapter:
         else:
             config = _Config(credentials_strategy=self._credentials, **common)
         client = WorkspaceClient(config=config)
+        session = client.api_client._api_client._session
+        if not isinstance(session, requests.Session):
+            raise TypeError("databricks-sdk internals changed: cannot watch its responses")
+        # The SDK keeps neither the status nor the headers of an error: read them here.
+        session.hooks["response"].append(self._record)
         if self._settings.ca_bundle:
             # databricks-sdk has no CA setting; its requests session is the only place to put
-            # one. Fail loudly if a future SDK moves it, rather than silently not trusting.
-            session = client.api_client._api_client._session
-            if not isinstance(session, requests.Session):
-                raise TypeError("databricks-sdk internals changed: cannot set the CA bundle")
+            # one (checked above: a future SDK that moves it fails loudly).
             session.mount("https://", _TrustingAdapter(self._settings.ca_bundle))
         return client
+
+    def _record(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if not response.ok:
+            self._seen.reply = reply_from_response(response)
 
     async def _call(
         self, action: str, fn: Callable[[WorkspaceClient], T], *, carries_secret: bool = False
@@ -238,12 +271,14 @@ class DatabricksAdapter:
         def run() -> T:
             # Map inside the thread: asyncio re-creates a TimeoutError crossing
             # run_in_executor, losing its __cause__, which says what the SDK gave up on.
+            self._seen.reply = None
             try:
                 if self._client is None:
                     self._client = self._build()
                 return fn(self._client)
             except Exception as exc:
-                mapped = map_databricks_error(exc, action=action, host=self.host)
+                seen: failures.Reply | None = getattr(self._seen, "reply", None)
+                mapped = map_databricks_error(exc, action=action, host=self.host, seen=seen)
                 if carries_secret:
                     # Drop the SDK exception: it may reference the request, holding the value.
                     raise mapped from None
@@ -312,13 +347,19 @@ class DatabricksAdapter:
         assert job_name is not None
 
         def find(client: WorkspaceClient) -> list[int]:
-            return [
-                int(job.job_id)
-                for job in client.jobs.list(name=job_name)
-                if job.job_id is not None
-                and job.settings is not None
-                and job.settings.name == job_name
-            ]
+            # Raw pages, not client.jobs.list(): the SDK iterates "jobs" without a None check,
+            # and Databricks leaves it out or null when nothing matches.
+            ids: list[int] = []
+            query: dict[str, Any] = {"name": job_name, "limit": 100}
+            while True:
+                page = client.api_client.do("GET", "/api/2.2/jobs/list", query=query)
+                for job in page.get("jobs") or []:
+                    settings = job.get("settings") or {}
+                    if job.get("job_id") is not None and settings.get("name") == job_name:
+                        ids.append(int(job["job_id"]))
+                if not page.get("next_page_token"):
+                    return ids
+                query["page_token"] = page["next_page_token"]
 
         ids = await self._call(f"find job {job_name!r}", find)
         if not ids:
@@ -364,11 +405,15 @@ class DatabricksAdapter:
         """Ids of the job's active runs (queued, pending, running, terminating)."""
 
         def runs(client: WorkspaceClient) -> list[int]:
-            return [
-                int(run.run_id)
-                for run in client.jobs.list_runs(job_id=job_id, active_only=True)
-                if run.run_id is not None
-            ]
+            # Raw pages for the same reason as resolve_job: "runs" may be null.
+            ids: list[int] = []
+            query: dict[str, Any] = {"job_id": job_id, "active_only": "true", "limit": 25}
+            while True:
+                page = client.api_client.do("GET", "/api/2.2/jobs/runs/list", query=query)
+                ids.extend(int(r["run_id"]) for r in page.get("runs") or [] if "run_id" in r)
+                if not page.get("next_page_token"):
+                    return ids
+                query["page_token"] = page["next_page_token"]
 
         return await self._call(f"list active runs of job {job_id}", runs)
 

@@ -6,7 +6,9 @@ A thin adapter over msgraph-sdk. It hides the SDK's types and raises only
 * ``addPassword`` runs with the SDK's retry handler OFF. Its retry middleware retries POSTs
   on 429/503/504; a 503 returned *after* Graph created the credential would mint a second
   secret and lose the first ``secretText``. The caller retries with orphan detection instead.
-* ``removePassword`` of a credential that is already gone succeeds.
+* ``removePassword`` of a credential that is already gone succeeds, once a re-read of
+  ``passwordCredentials`` shows it gone (an answer without that property proves nothing).
+* Failures are classified by the table in :mod:`rotator.core.failures`.
 * ``appId`` → objectId is resolved once per (tenant, owner kind, appId) and cached; so is
   objectId → ``appId`` (:meth:`GraphAdapter.resolve_client_id`, for token requests).
 
@@ -59,7 +61,7 @@ from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
 
 from rotator.clouds import common, identity
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, reasons
+from rotator.core import errors, failures, reasons
 
 logger = logging.getLogger(__name__)
 
@@ -115,89 +117,62 @@ def _owner_phrase(owner: Owner) -> str:
     return "service principal" if owner == "servicePrincipal" else "application"
 
 
+def reply_of(exc: BaseException) -> failures.Reply:
+    """What Graph answered (or that it did not), read from kiota's exception.
+
+    kiota parses a JSON error body into an ``ODataError``; any other body (an HTML gateway
+    page) leaves a bare ``APIError`` with only the status and headers, which is all we need.
+    """
+    if isinstance(exc, APIError) and exc.response_status_code:
+        headers = exc.response_headers
+        retry_after = common.parse_retry_after(common.header(headers, "Retry-After"))
+        content_type = (common.header(headers, "Content-Type") or "").split(";")[0].strip()
+        if isinstance(exc, ODataError) and exc.error is not None:
+            inner: Any = exc.error.inner_error
+            extra = getattr(inner, "additional_data", None) or {}
+            return failures.Reply(
+                "graph",
+                exc.response_status_code,
+                code=exc.error.code or "",
+                inner=str(extra.get("code") or "") if isinstance(extra, dict) else "",
+                message=common.detail(exc.error.message),
+                retry_after=retry_after,
+                content_type=content_type,
+            )
+        return failures.Reply(
+            "graph",
+            exc.response_status_code,
+            retry_after=retry_after,
+            json=False,
+            content_type=content_type or "unknown",
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return failures.Reply("graph", None, failure=f"timed out ({type(exc).__name__})")
+    if isinstance(exc, AzureError):
+        # The operator's own credential failed to get a Graph token (IMDS, workload identity).
+        return failures.Reply(
+            "graph", None, failure=f"could not get a Graph token ({type(exc).__name__})"
+        )
+    return failures.Reply("graph", None, failure=type(exc).__name__)
+
+
 def map_graph_error(
     exc: BaseException, *, action: str, tenant: str, app: AppRef, owner: Owner
 ) -> errors.RotatorError:
-    """Our error for a failed Graph call. ``action`` is a verb phrase ("add a password to").
+    """Our error for a failed Graph call (the table in :mod:`rotator.core.failures`).
 
-    Pure: unit-tested with the SDK's own error objects.
+    ``action`` is a verb phrase ("add a password to"). Pure: unit-tested with the SDK's own
+    error objects.
     """
-    target = f"the {_owner_phrase(owner)} with {app} in tenant {tenant}"
     if isinstance(exc, errors.RotatorError):
         return exc
-    if isinstance(exc, APIError):
-        status = exc.response_status_code or 0
-        code = ""
-        text = exc.message or ""
-        if isinstance(exc, ODataError) and exc.error is not None:
-            code = exc.error.code or ""
-            text = exc.error.message or text
-        retry_after = common.parse_retry_after(common.header(exc.response_headers, "Retry-After"))
-        said = f"Graph {status} {code}".rstrip() + (f": {common.detail(text)}" if text else "")
-        return _map_status(
-            status, code, said, action=action, target=target, owner=owner, retry_after=retry_after
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return errors.TransientError(f"Graph timed out while trying to {action} {target}")
-    if isinstance(exc, httpx.TransportError):
-        return errors.TransientError(
-            f"could not reach Graph to {action} {target} ({type(exc).__name__})"
-        )
-    if isinstance(exc, AzureError):
-        # The operator's own credential failed to get a Graph token (IMDS, workload identity).
-        return errors.TransientError(
-            f"could not get a Graph token for tenant {tenant} ({type(exc).__name__})"
-        )
-    return errors.TransientError(
-        f"Graph call failed: {type(exc).__name__} while trying to {action} {target}"
-    )
-
-
-def _map_status(
-    status: int,
-    code: str,
-    said: str,
-    *,
-    action: str,
-    target: str,
-    owner: Owner,
-    retry_after: float | None,
-) -> errors.RotatorError:
-    if status == 403 or code == "Authorization_RequestDenied":
-        return errors.NotOwner(
-            f"the operator may not {action} {target}: with Application.ReadWrite.OwnedBy its "
-            f"identity must be an owner of that {_owner_phrase(owner)} (or hold "
-            f"Application.ReadWrite.All) ({said})"
-        )
-    if status == 401:
-        return errors.NotAuthorized(
-            f"Graph refused the operator's token to {action} {target} ({said})"
-        )
-    if code == "TooManyAppPasswords":
-        return errors.TooManyPasswords(
-            f"cannot {action} {target}: it holds the maximum number of passwords; remove unused "
-            f"ones ({said})"
-        )
-    if code == "CredentialInvalidLifetimeAsPerAppPolicy":
-        return errors.PermanentError(
-            f"cannot {action} {target}: the tenant's app management policy caps secret "
-            f"lifetime below spec.rotation.validity; lower it ({said})",
-            reasons.GRAPH_ERROR,
-        )
-    if status == 409 or code == "Directory_ConcurrencyViolation":
-        return errors.ConcurrencyConflict(
-            f"another write to {target} was in progress; retry ({said})", retry_after
-        )
-    if status == 429 or (status == 503 and retry_after is not None):
-        return errors.Throttled(
-            f"Graph throttled the request to {action} {target} ({said})", retry_after
-        )
-    if status == 404:
-        return errors.NotFound(f"{target} was not found ({said})")
-    if status >= 500 or status in (408, 0):
-        return errors.TransientError(f"Graph failed to {action} {target} ({said})", retry_after)
-    return errors.PermanentError(
-        f"Graph refused to {action} {target} ({said})", reasons.GRAPH_ERROR
+    reply = reply_of(exc)
+    return failures.error(
+        failures.classify(reply),
+        reply,
+        action=action,
+        target=f"the {_owner_phrase(owner)} with {app} in tenant {tenant}",
+        kind=_owner_phrase(owner),
     )
 
 
@@ -372,7 +347,14 @@ class GraphAdapter:
             raise errors.NotFound(
                 f"the {_owner_phrase(owner)} with {app} in tenant {tenant} was not found"
             )
-        return [_password_info(p) for p in found.password_credentials or []]
+        if found.password_credentials is None:
+            # Graph always lists the property it was asked for ([] when there is none): an
+            # answer without it proves nothing, least of all that a credential is gone.
+            raise errors.TransientError(
+                f"Graph answered without the passwordCredentials of the {_owner_phrase(owner)} "
+                f"with {app} in tenant {tenant}; reading them again"
+            )
+        return [_password_info(p) for p in found.password_credentials]
 
     async def add_password(
         self,

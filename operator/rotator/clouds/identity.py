@@ -11,7 +11,9 @@
   heal. A fresh credential per attempt: a cached token or MSAL state must not prove anything.
 
 No secret value ever reaches a message here: errors are built from the AADSTS code and our own
-words, and ``raise ... from None`` drops the SDK exception, which holds the request.
+words, and ``raise ... from None`` drops the SDK exception, which holds the request. Entra's
+answers are read off the wire (a ``raw_response_hook``) and classified by the one table in
+:mod:`rotator.core.failures`: a 429 or 503 is Entra being busy, never a verdict on the secret.
 """
 
 from __future__ import annotations
@@ -19,22 +21,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from azure.core.credentials import TokenCredential
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError
+from azure.core.exceptions import AzureError
 from azure.identity import ClientSecretCredential as SyncClientSecretCredential
 from azure.identity import DefaultAzureCredential as SyncDefaultAzureCredential
 from azure.identity.aio import ClientSecretCredential, DefaultAzureCredential
 from databricks.sdk.config import Config
 from databricks.sdk.credentials_provider import CredentialsProvider, CredentialsStrategy
 
+from rotator.clouds import common
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors
+from rotator.core import errors, failures
 
 logger = logging.getLogger(__name__)
 
@@ -45,29 +47,10 @@ AZURE_DATABRICKS_SCOPE: Final = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
 # so the credential itself must not refuse a tenant other than its home one.
 _ANY_TENANT: Final = ["*"]
 
-# AADSTS codes we branch on (https://learn.microsoft.com/entra/identity-platform/reference-error-codes).
+# What the token endpoint's answers mean lives in the one table, rotator.core.failures.
 PROPAGATING: Final = (
     "7000215"  # invalid client secret: normal for seconds-minutes after addPassword
 )
-EXPIRED_SECRET: Final = "7000222"  # the secret is expired
-TENANT_NOT_FOUND: Final = "90002"  # the tenant does not exist
-APP_NOT_FOUND: Final = "700016"  # the application is not in the tenant
-
-_AADSTS = re.compile(r"AADSTS(\d+)")
-
-_KIND_BY_CODE: Final[dict[str, errors.VerificationKind]] = {
-    PROPAGATING: "propagation",
-    EXPIRED_SECRET: "expired",
-    TENANT_NOT_FOUND: "tenant",
-    APP_NOT_FOUND: "tenant",
-}
-
-_EXPLANATION: Final[dict[str, str]] = {
-    PROPAGATING: "Entra does not accept the secret (yet)",
-    EXPIRED_SECRET: "the secret is already expired",
-    TENANT_NOT_FOUND: "the tenant was not found",
-    APP_NOT_FOUND: "the application was not found in the tenant",
-}
 
 
 def _transport_kwargs(settings: cloud_settings.CloudSettings) -> dict[str, Any]:
@@ -147,29 +130,39 @@ class DatabricksCredentials(CredentialsStrategy):
 
 
 def aadsts_code(message: str) -> str | None:
-    """The first ``AADSTSnnnn`` code in an Entra error message, without the prefix."""
-    match = _AADSTS.search(message)
-    return match.group(1) if match else None
+    """The first ``AADSTSnnnn`` code in an Entra message, without the prefix."""
+    return failures.aadsts_code(message) or None
 
 
 def classify_verification(code: str | None) -> errors.VerificationKind:
-    """What an AADSTS code means for a secret we just minted (unknown codes: ``invalid``)."""
-    if code is None:
-        return "invalid"
-    return _KIND_BY_CODE.get(code, "invalid")
+    """What an AADSTS code in a rejection of a secret we just minted means (unknown: invalid)."""
+    reply = failures.Reply("entra", 401, code="invalid_client", aadsts=code or "")
+    return failures.classify(reply).verification or "invalid"
+
+
+def _rejection(
+    verdict: failures.Verdict,
+    reply: failures.Reply,
+    tenant_id: str,
+    client_id: str,
+    *,
+    waited: float | None = None,
+) -> errors.VerificationFailed:
+    kind = verdict.verification or "invalid"
+    what = verdict.explain or "Entra rejected the secret"
+    label = f"AADSTS{reply.aadsts}" if reply.aadsts else failures.said(reply)
+    message = f"new secret of application {client_id} in tenant {tenant_id}: {what} ({label})"
+    if waited is not None:
+        message += f", still after {waited:.0f}s"
+    return errors.VerificationFailed(message, kind=kind)
 
 
 def verification_error(
     code: str | None, tenant_id: str, client_id: str, *, waited: float | None = None
 ) -> errors.VerificationFailed:
     """The VerificationFailed for ``code``, with a message naming the app but never the secret."""
-    kind = classify_verification(code)
-    what = _EXPLANATION.get(code or "", "Entra rejected the secret")
-    label = f"AADSTS{code}" if code else "no AADSTS code"
-    message = f"new secret of application {client_id} in tenant {tenant_id}: {what} ({label})"
-    if waited is not None:
-        message += f", still after {waited:.0f}s"
-    return errors.VerificationFailed(message, kind=kind)
+    reply = failures.Reply("entra", 401, code="invalid_client", aadsts=code or "")
+    return _rejection(failures.classify(reply), reply, tenant_id, client_id, waited=waited)
 
 
 def backoff_delay(
@@ -178,6 +171,34 @@ def backoff_delay(
     """Exponential backoff with equal jitter: half fixed, half random, capped at ``cap``."""
     ceiling = min(cap, base * 2.0**attempt)
     return ceiling / 2 + rng() * ceiling / 2
+
+
+class _Answers:
+    """The token endpoint's last error answer, as the wire had it (a ``raw_response_hook``).
+
+    azure-identity folds every failed answer into ``ClientAuthenticationError`` (a 429 and a
+    wrong secret alike) or, for a body it cannot read, into whatever its decoding raised; the
+    status, ``Retry-After`` and body are what tell them apart.
+    """
+
+    def __init__(self) -> None:
+        self.reply: failures.Reply | None = None
+
+    def __call__(self, pipeline_response: Any) -> None:
+        response = pipeline_response.http_response
+        if response.status_code < 400:
+            return
+        try:
+            body = response.text()
+        except Exception:  # an unreadable body is classified by its status alone
+            body = None
+        self.reply = failures.parse(
+            "entra",
+            response.status_code,
+            body,
+            content_type=common.header(response.headers, "Content-Type") or "",
+            retry_after=common.parse_retry_after(common.header(response.headers, "Retry-After")),
+        )
 
 
 async def _try_token(
@@ -189,10 +210,12 @@ async def _try_token(
     scope: str,
     ca_bundle: str | None,
     request_timeout: float,
+    answers: _Answers,
 ) -> None:
     kwargs: dict[str, Any] = {
         "connection_timeout": request_timeout,
         "read_timeout": request_timeout,
+        "raw_response_hook": answers,
     }
     if ca_bundle:
         kwargs["connection_verify"] = ca_bundle
@@ -229,20 +252,24 @@ async def verify_client_secret(
 ) -> None:
     """Return once ``secret`` authenticates as ``client_id`` in ``tenant_id``; else raise.
 
-    AADSTS7000215 (not propagated yet) and network failures are retried with backoff and
-    jitter until ``timeout`` seconds have passed. Raises:
+    Every answer is classified by the table in :mod:`rotator.core.failures`. AADSTS7000215
+    (not propagated yet) and everything transient (429, 5xx, ``temporarily_unavailable``,
+    AADSTS90033 and other "busy" codes, an unreadable body, no answer) are retried with backoff
+    and jitter, never sooner than ``Retry-After``, until ``timeout`` seconds have passed. Raises:
 
-    * ``VerificationFailed(kind="expired" | "tenant" | "invalid")`` at once, for codes that
-      will not heal (AADSTS7000222, AADSTS90002 / AADSTS700016, anything unknown);
+    * ``VerificationFailed(kind="expired" | "tenant" | "invalid")`` at once, for answers that
+      will not heal (AADSTS7000222, AADSTS90002 / AADSTS700016, another AADSTS rejection);
     * ``VerificationFailed(kind="propagation")`` when the secret was still rejected at the
       deadline: ``transient`` is True, so the caller decides, from when its Verify step
       started and ``verify.timeout``, whether to try again or give up;
-    * ``TransientError`` when the token endpoint could not be reached until the deadline.
+    * ``Throttled`` / ``TransientError`` (with ``retry_after``) when Entra was busy or
+      unreachable until the deadline: never a verdict on the secret.
     """
     started = clock()
     deadline = started + timeout
     attempt = 0
     while True:
+        answers = _Answers()
         try:
             await _try_token(
                 tenant_id,
@@ -252,18 +279,27 @@ async def verify_client_secret(
                 scope=scope,
                 ca_bundle=ca_bundle,
                 request_timeout=request_timeout,
+                answers=answers,
             )
-        except ClientAuthenticationError as exc:
-            code = aadsts_code(exc.message or "")
-            failure = verification_error(code, tenant_id, client_id, waited=clock() - started)
-            if failure.kind != "propagation":
-                raise verification_error(code, tenant_id, client_id) from None
-            last: errors.RotatorError = failure
-        except (AzureError, OSError) as exc:
-            last = errors.TransientError(
-                f"could not reach the token endpoint to verify the new secret of application "
-                f"{client_id} in tenant {tenant_id} ({type(exc).__name__})"
-            )
+        except Exception as exc:
+            reply = answers.reply
+            if reply is None:
+                if not isinstance(exc, (AzureError, OSError)):
+                    raise  # no answer was read and no transport failed: a bug, not Entra
+                reply = failures.Reply("entra", None, failure=type(exc).__name__)
+            verdict = failures.classify(reply)
+            last: errors.RotatorError
+            if verdict.verification == "propagation":
+                last = _rejection(verdict, reply, tenant_id, client_id, waited=clock() - started)
+            elif verdict.transient:
+                last = failures.error(
+                    verdict,
+                    reply,
+                    action="verify the new secret of",
+                    target=f"application {client_id} in tenant {tenant_id}",
+                )
+            else:
+                raise _rejection(verdict, reply, tenant_id, client_id) from None
         else:
             logger.info(
                 "verified the new secret of application %s in tenant %s after %d attempt(s)",
@@ -275,7 +311,8 @@ async def verify_client_secret(
         remaining = deadline - clock()
         if remaining <= 0:
             raise last from None
-        delay = min(remaining, backoff_delay(attempt, rng=rng))
+        # Back off, and never sooner than Entra asked (Retry-After on 429/503).
+        delay = min(remaining, max(backoff_delay(attempt, rng=rng), errors.retry_after(last) or 0))
         logger.debug(
             "verification attempt %d failed (%s); retrying in %.1fs", attempt + 1, last, delay
         )

@@ -8,6 +8,14 @@ the latest version even when it is disabled, and then fail. ``GET /secrets/{name
 disabled latest with 403, so the adapter then lists the versions (no values) and reports the
 newest one with ``enabled=False`` — the handler must see that state, not an authorization error.
 
+Exactly one write per :meth:`KeyVaultAdapter.set`: ``set_secret`` adds a version every time it
+reaches the vault, so azure-core must not retry it (a 5xx *after* the write would otherwise leave
+two or three identical versions). When a ``set`` fails in a way that may have landed, the adapter
+looks before anyone writes again: if the latest version already holds this value with these
+tags, that version is the result.
+
+Failures are classified by the table in :mod:`rotator.core.failures`.
+
 One ``SecretClient`` per vault URL, cached and closed by :meth:`KeyVaultAdapter.close`.
 """
 
@@ -23,12 +31,9 @@ from typing import Any, Final
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import (
-    AzureError,
     ClientAuthenticationError,
     HttpResponseError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.keyvault.secrets import SecretProperties
@@ -36,13 +41,15 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from rotator.clouds import common
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, reasons
+from rotator.core import errors, failures, reasons
 
 logger = logging.getLogger(__name__)
 
 # azure-core retries 429/5xx itself; keep that short so the operator's own backoff (which
-# honours Retry-After and rate limits per vault) stays in charge.
+# honours Retry-After and rate limits per vault) stays in charge. Reads only: see _WRITE_ONCE.
 _SDK_RETRIES: Final = 2
+# Per-call override for set_secret: every attempt that reaches the vault is a new version.
+_WRITE_ONCE: Final = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,75 +77,57 @@ def _version_of(props: SecretProperties) -> SecretVersion:
     )
 
 
+def reply_of(exc: BaseException) -> failures.Reply:
+    """What Key Vault answered (or that it did not), read from azure-core's exception."""
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+        response: Any = exc.response
+        body: str | None = None
+        content_type = ""
+        retry_after = None
+        if response is not None:
+            try:
+                body = response.text()
+            except Exception:  # a stream already consumed: fall back to the parsed error
+                body = None
+            content_type = common.header(response.headers, "Content-Type") or ""
+            retry_after = common.parse_retry_after(common.header(response.headers, "Retry-After"))
+        reply = failures.parse(
+            "keyvault", exc.status_code, body, content_type=content_type, retry_after=retry_after
+        )
+        if body is None:
+            error: Any = getattr(exc, "error", None)
+            inner = getattr(error, "innererror", None) or {}
+            reply = dataclasses.replace(
+                reply,
+                code=str(getattr(error, "code", "") or ""),
+                inner=str(inner.get("code") or "") if isinstance(inner, Mapping) else "",
+                message=common.detail(getattr(error, "message", None) or exc.message),
+            )
+        return reply
+    if isinstance(exc, ClientAuthenticationError):
+        # Raised by the credential, not the vault: the operator could not get a token.
+        return failures.Reply(
+            "keyvault", None, failure=f"could not get a token ({type(exc).__name__})"
+        )
+    return failures.Reply("keyvault", None, failure=type(exc).__name__)
+
+
 def _is_disabled_refusal(exc: HttpResponseError) -> bool:
-    if exc.status_code != 403:
-        return False
-    inner = getattr(getattr(exc, "error", None), "innererror", None) or {}
-    inner_code = inner.get("code") if isinstance(inner, Mapping) else None
-    return inner_code == "SecretDisabled" or "disabled" in (exc.message or "").lower()
+    return failures.classify(reply_of(exc)).cause == "disabled"
 
 
 def map_keyvault_error(
     exc: BaseException, *, action: str, vault: str, name: str
 ) -> errors.RotatorError:
-    """Our error for a failed Key Vault call. ``action`` is a verb ("read", "store").
+    """Our error for a failed Key Vault call (the table in :mod:`rotator.core.failures`).
 
-    Pure: unit-tested with azure-core's own exception types.
+    ``action`` is a verb ("read", "store"). Pure: unit-tested with azure-core's own exceptions.
     """
-    target = f"secret {name!r} in {vault}"
     if isinstance(exc, errors.RotatorError):
         return exc
-    if isinstance(exc, ClientAuthenticationError) and exc.status_code is None:
-        # Raised by the credential, not the vault: the operator could not get a token.
-        return errors.TransientError(
-            f"could not get a Key Vault token to {action} {target} ({type(exc).__name__})"
-        )
-    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
-        status = exc.status_code
-        code = getattr(getattr(exc, "error", None), "code", None) or ""
-        said = f"Key Vault {status} {code}".rstrip()
-        text = getattr(getattr(exc, "error", None), "message", None)
-        if text:
-            said += f": {common.detail(text)}"
-        retry_after = None
-        response: Any = exc.response
-        if response is not None:
-            retry_after = common.parse_retry_after(common.header(response.headers, "Retry-After"))
-        if status == 409 and "deleted" in (text or exc.message or "").lower():
-            return errors.PermanentError(
-                f"cannot {action} {target}: the name is soft-deleted; recover it (az keyvault "
-                f"secret recover) or purge it (az keyvault secret purge) first ({said})",
-                reasons.KEY_VAULT_ERROR,
-            )
-        if status in (401, 403):
-            return errors.NotAuthorized(
-                f"the operator may not {action} {target}: its identity needs a role such as "
-                f"Key Vault Secrets Officer on the vault ({said})"
-            )
-        if status == 404:
-            return errors.NotFound(f"{target} was not found ({said})")
-        if status == 429:
-            return errors.Throttled(
-                f"Key Vault throttled the request to {action} {target} ({said})", retry_after
-            )
-        if status >= 500 or status in (408, 409):
-            return errors.TransientError(
-                f"Key Vault failed to {action} {target} ({said})", retry_after
-            )
-        return errors.PermanentError(
-            f"Key Vault refused to {action} {target} ({said})", reasons.KEY_VAULT_ERROR
-        )
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError, OSError)):
-        return errors.TransientError(
-            f"could not reach {vault} to {action} {target} ({type(exc).__name__})"
-        )
-    if isinstance(exc, AzureError):
-        return errors.TransientError(
-            f"Key Vault call to {action} {target} failed ({type(exc).__name__})"
-        )
-    return errors.TransientError(
-        f"Key Vault call to {action} {target} failed ({type(exc).__name__})"
-    )
+    reply = reply_of(exc)
+    target = f"secret {name!r} in {vault}"
+    return failures.error(failures.classify(reply), reply, action=action, target=target)
 
 
 class KeyVaultAdapter:
@@ -148,10 +137,15 @@ class KeyVaultAdapter:
     """
 
     def __init__(
-        self, credential: AsyncTokenCredential, settings: cloud_settings.CloudSettings
+        self,
+        credential: AsyncTokenCredential,
+        settings: cloud_settings.CloudSettings,
+        *,
+        read_retries: int = _SDK_RETRIES,
     ) -> None:
         self._credential = credential
         self._settings = settings
+        self._read_retries = read_retries
         self._clients: dict[str, SecretClient] = {}
         self._ssl: ssl.SSLContext | None = None
 
@@ -170,7 +164,7 @@ class KeyVaultAdapter:
         key = vault.rstrip("/").lower()
         client = self._clients.get(key)
         if client is None:
-            kwargs: dict[str, Any] = {"retry_total": _SDK_RETRIES}
+            kwargs: dict[str, Any] = {"retry_total": self._read_retries}
             if self._settings.ca_bundle:
                 # Not connection_verify=<path>: azure-core's aiohttp transport then builds an
                 # SSLContext (reading and parsing the file) on the event loop for every request,
@@ -244,7 +238,11 @@ class KeyVaultAdapter:
         content_type: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> SecretVersion:
-        """Add a new version holding ``value`` (it becomes the latest) and return it."""
+        """Add a new version holding ``value`` (it becomes the latest) and return it.
+
+        One request at most: no SDK retry. After a failure that may have landed (a 5xx or a
+        lost answer), the version that did land is found and returned; otherwise the error.
+        """
         try:
             secret = await self._client(vault).set_secret(
                 name,
@@ -252,13 +250,48 @@ class KeyVaultAdapter:
                 expires_on=expires_on,
                 content_type=content_type,
                 tags=dict(tags) if tags is not None else None,
+                retry_total=_WRITE_ONCE,
             )
         except Exception as exc:
             # `from None`: the SDK exception holds the request, which holds the value.
-            raise map_keyvault_error(exc, action="store", vault=vault, name=name) from None
+            mapped = map_keyvault_error(exc, action="store", vault=vault, name=name)
+            if errors.is_transient(mapped):
+                landed = await self._landed(vault, name, value, tags or {}, content_type)
+                if landed is not None:
+                    logger.info(
+                        "the store of secret %r in %s failed (%s) but version %s landed: using it",
+                        name,
+                        vault,
+                        type(exc).__name__,
+                        landed.version,
+                    )
+                    return landed
+            raise mapped from None
         stored = _version_of(secret.properties)
         logger.info("stored version %s of secret %r in %s", stored.version, name, vault)
         return stored
+
+    async def _landed(
+        self,
+        vault: str,
+        name: str,
+        value: errors.SecretText,
+        tags: Mapping[str, str],
+        content_type: str | None,
+    ) -> SecretVersion | None:
+        """The latest version if it is the write we just attempted (value, tags, content type)."""
+        try:
+            latest = await self.latest(vault, name)
+            if latest is None or not latest.enabled:
+                return None
+            if any(latest.tags.get(k) != v for k, v in tags.items()):
+                return None
+            if content_type is not None and latest.content_type != content_type:
+                return None
+            held = await self.read(vault, name, latest.version)
+        except errors.RotatorError:
+            return None  # cannot tell: the caller gets the original (transient) error
+        return latest if held == value else None
 
     async def disable(self, vault: str, name: str, version: str) -> None:
         """Disable one version (reads of it fail from now on)."""

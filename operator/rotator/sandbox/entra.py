@@ -245,6 +245,23 @@ async def token(request: web.Request) -> web.Response:
     )
 
 
+def entra_fault_body(status: int, code: str, message: str) -> dict[str, Any]:
+    """An injected fault in Entra's own shape: ``code`` "AADSTS90002" becomes that AADSTS error;
+    a 429 or 5xx without one is ``temporarily_unavailable`` (the OAuth "busy" error)."""
+    if code.startswith("AADSTS") and code[6:].isdigit():
+        return {
+            "error": "invalid_request" if status == 400 else "invalid_client",
+            "error_description": f"{code}: {message}",
+            "error_codes": [int(code[6:])],
+        }
+    busy = status == 429 or status >= 500
+    return {
+        "error": "temporarily_unavailable" if busy else code,
+        "error_description": message,
+        "error_codes": [],
+    }
+
+
 async def configure(request: web.Request) -> web.Response:
     directory = request.app[DIRECTORY_KEY]
     body = await request.json()
@@ -257,7 +274,7 @@ def make_app(
     directory: graph.Directory, *, authority: tokens.TokenAuthority, seed: int = 0
 ) -> web.Application:
     """The token endpoint over ``directory``, minting tokens with ``authority``."""
-    app = server.make_app(directory.render, seed=seed)
+    app = server.make_app(directory.render, seed=seed, fault_body=entra_fault_body)
     app[DIRECTORY_KEY] = directory
     app[AUTHORITY_KEY] = authority
     app.router.add_get(

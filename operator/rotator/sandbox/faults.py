@@ -12,7 +12,7 @@ import dataclasses
 import random
 from typing import Any, Literal
 
-FaultKind = Literal["latency", "status", "timeout", "drop", "after"]
+FaultKind = Literal["latency", "status", "respond", "timeout", "drop", "after"]
 
 
 @dataclasses.dataclass
@@ -22,6 +22,8 @@ class FaultRule:
     kind:
       latency  sleep ``seconds`` then serve normally
       status   answer ``status`` (e.g. 429, 503) with ``retryAfter`` seconds if set, do nothing
+      respond  answer ``status`` with exactly ``body`` and ``headers`` (a real service's error
+               answer, HTML included), do nothing
       after    serve normally (the write happens), then answer ``status`` instead of the result:
                the "503 after Graph already created the credential" case
       timeout  hold the request ``seconds`` (default 300) without answering
@@ -36,6 +38,8 @@ class FaultRule:
     status: int = 503
     retry_after: float | None = None
     code: str | None = None  # service error code in the body, e.g. "TooManyRequests"
+    body: str | None = None  # the exact body to answer (respond; after, when set)
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)  # with ``body``
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaultRule:
@@ -48,6 +52,8 @@ class FaultRule:
             status=int(data.get("status", 503)),
             retry_after=data.get("retryAfter"),
             code=data.get("code"),
+            body=data.get("body"),
+            headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
         )
 
 

@@ -47,6 +47,9 @@ def operation_of(request: web.Request) -> str:
 
 
 def fault_response(rule: faults.FaultRule, render: FaultBody = azure_fault_body) -> web.Response:
+    if rule.body is not None:
+        # Exactly what the rule says, byte for byte: a recorded answer of the real service.
+        return web.Response(body=rule.body.encode(), status=rule.status, headers=rule.headers)
     headers = {}
     if rule.retry_after is not None:
         headers["Retry-After"] = str(int(rule.retry_after))
@@ -74,7 +77,7 @@ async def sandbox_middleware(request: web.Request, handler: Handler) -> web.Stre
     if rule is not None:
         if rule.kind == "latency":
             await asyncio.sleep(rule.seconds)
-        elif rule.kind == "status":
+        elif rule.kind in ("status", "respond"):
             entry["status"] = rule.status
             return fault_response(rule, request.app[FAULT_BODY_KEY])
         elif rule.kind == "timeout":
