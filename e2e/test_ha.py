@@ -66,11 +66,10 @@ class Replica(h.OperatorProcess):
     chart: list[str] = dataclasses.field(default_factory=list)
 
     def argv(self) -> list[str]:
-        args = [
-            re.sub(r"^--liveness=.*", f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz", a)
-            for a in self.chart
-        ]
-        args = [re.sub(r"^--metrics-port=.*", f"--metrics-port={self.metrics_port}", a) for a in args]
+        liveness = f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz"
+        metrics = f"--metrics-port={self.metrics_port}"
+        args = [re.sub(r"^--liveness=.*", liveness, a) for a in self.chart]
+        args = [re.sub(r"^--metrics-port=.*", metrics, a) for a in args]
         return [sys.executable, "-m", "rotator.cli", *args]
 
     def leader_gauge(self) -> float | None:
