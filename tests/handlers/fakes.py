@@ -169,11 +169,13 @@ class FakeVerifier:
         self.calls: list[str] = []
         self.fail: list[BaseException] = []
         self.kill_while_rejected = False
+        self.within: list[float] = []
 
     async def verify(
         self, tenant: str, client_id: str, secret: errors.SecretText, within: float
     ) -> None:
         self.calls.append(client_id)
+        self.within.append(within)
         if self.fail:
             raise self.fail.pop(0)
         live = {self.graph.texts[k] for k in self.graph.passwords if k in self.graph.texts}

@@ -579,27 +579,51 @@ async def test_the_chaos_run_chain_no_longer_lets_the_secret_expire() -> None:
 
 
 async def test_verify_deadline_is_kept_in_status_across_restarts() -> None:
+    """Entra keeps refusing the new secret (AADSTS7000215) and the operator is killed during
+    the wait, every 2 minutes: each restart waits only for what is left of verify.timeout,
+    and at the deadline one last refusal is final."""
     w = fakes.world()
     await issue_then_reach_rotation_time(w)
-    unreachable = errors.TransientError("token endpoint unreachable")
-    w.verifier.fail.append(unreachable)
+    w.verifier.fail.append(fakes.Killed())
     started = w.clock.now()
-    await run(w)
+    with contextlib.suppress(fakes.Killed):
+        await run(w)
     journal = w.api.status().rotation
     assert journal is not None and journal.verify_deadline == started + dt.timedelta(minutes=5)
-    for _ in range(4):  # restarts every 2 minutes: the 5-minute deadline still holds
+    for _ in range(2):
         restart(w)
-        w.verifier.fail.append(unreachable)
+        w.verifier.fail.append(fakes.Killed())
         w.clock.advance(dt.timedelta(minutes=2))
-        await run(w)
-        if w.api.status().rotation is None:
-            break
+        with contextlib.suppress(fakes.Killed):
+            await run(w)
+    restart(w)
+    w.verifier.fail.append(errors.VerificationFailed("AADSTS7000215", kind="propagation"))
+    w.clock.advance(dt.timedelta(minutes=2))
+    await run(w)
+    # The budget handed to Entra shrank with every restart; at the deadline, one last try.
+    assert w.verifier.within[-4:] == [300.0, 180.0, 60.0, 0.0]
     status = w.api.status()
     assert status.rotation is None  # given up (and cleaned up), not waiting for ever
     assert journal.key_id not in w.graph.passwords
     stalled = condition(w, "Stalled")
     assert stalled is not None and stalled.reason == reasons.VERIFICATION_FAILED
-    assert w.clock.now() - started <= dt.timedelta(minutes=7)
+
+
+async def test_a_throttled_token_endpoint_at_the_verify_deadline_is_not_a_verdict() -> None:
+    w = fakes.world()
+    await issue_then_reach_rotation_time(w)
+    w.verifier.fail.append(errors.Throttled("Entra said 429", retry_after=30))
+    await run(w)
+    w.clock.advance(dt.timedelta(minutes=6))  # past the deadline
+    w.verifier.fail.append(errors.Throttled("Entra said 429", retry_after=30))
+    await run(w)
+    journal = w.api.status().rotation
+    assert journal is not None and journal.key_id in w.graph.passwords  # kept, not "invalid"
+    assert condition(w, "Stalled") is None
+    w.clock.advance(dt.timedelta(minutes=1))
+    await run(w)  # Entra answers again: the same credential is verified and promoted
+    status = w.api.status()
+    assert status.current is not None and status.current.key_id == journal.key_id
 
 
 async def test_restart_honours_the_retry_time_kept_in_status() -> None:

@@ -163,21 +163,21 @@ async def _verify(subject: subjects.Subject, action: rotation.VerifySecret) -> N
     await _write(subject, journal)
     assert journal.verify_deadline is not None
     text = await _text(subject, action.staging_secret_name, action.staging_version)
-    remaining = (journal.verify_deadline - rt.clock.now()).total_seconds()
-    if remaining <= 0:
-        raise errors.VerificationFailed(
-            f"the new secret of application {client_id} still did not authenticate after "
-            f"{action.timeout}",
-            kind="invalid",
-        )
+    # Past the deadline, one last attempt (within=0) decides: Entra still refusing the secret
+    # is final, but a throttled or unreachable token endpoint is not a verdict on the secret
+    # (it stays transient; expiry-wins supersedes the rotation if that lasts too long).
+    remaining = max((journal.verify_deadline - rt.clock.now()).total_seconds(), 0.0)
     started = time.monotonic()
     try:
         await rt.verifier.verify(subject.tenant, client_id, text, within=remaining)
     except errors.VerificationFailed as exc:
         # verify() only gives up on a propagation delay at our deadline: now it is final.
-        raise errors.VerificationFailed(
-            exc.message, kind="invalid" if exc.transient else exc.kind
-        ) from None
+        if exc.transient:
+            raise errors.VerificationFailed(
+                f"{exc.message}; still refused after verify.timeout ({action.timeout})",
+                kind="invalid",
+            ) from None
+        raise
     journal = rotation.complete(journal, models.Step.VERIFY, rotation.Verified())
     await _write(subject, journal)
     _observe(models.Step.VERIFY, started)
