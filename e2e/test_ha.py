@@ -114,9 +114,10 @@ def replicas(
 
 
 def lease(kube: h.Kube) -> dict[str, Any]:
-    found = kube.get("Lease", h.OPERATOR_NAMESPACE, LEASE)
-    assert found is not None, "no Lease"
-    return found
+    found = kube.custom.get_namespaced_custom_object(
+        "coordination.k8s.io", "v1", h.OPERATOR_NAMESPACE, "leases", LEASE
+    )
+    return dict(found)
 
 
 @pytest.mark.timeout(420)
