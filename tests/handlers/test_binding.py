@@ -18,7 +18,7 @@ import pytest
 from rotator import metrics
 from rotator.clouds import databricks
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, models
+from rotator.core import errors, models, schedule
 from rotator.handlers import binding, waking
 from tests.handlers import fakes
 
@@ -659,3 +659,21 @@ async def test_adapter_cache_closes_a_client_once_no_binding_uses_it() -> None:
     await cache.release("ns/dsb:b")
     await cache.release("ns/dsb:b")  # twice (daemon end and DELETED): harmless
     assert len(cache) == 0
+
+
+async def test_after_a_long_restart_first_checks_are_spread_over_one_interval() -> None:
+    env = Env()
+    await env.run()
+    env.w.rt.memories.clear()  # a new process, five hours later
+    env.w.clock.advance(dt.timedelta(hours=5))
+    calls = len(env.workspace.calls)
+    offset = schedule.spread(binding.binding_key(fakes.NS, "etl-prod"), dt.timedelta(hours=1))
+    assert offset >= dt.timedelta(minutes=1)  # this binding's place in the interval
+    assert await env.run() == offset.total_seconds()
+    assert len(env.workspace.calls) == calls  # not every binding at once at start-up
+    env.w.clock.advance(offset)
+    await env.run()
+    assert env.workspace.calls[calls:] == [
+        ("get_scope", "etl"),
+        ("secret_digest", "etl", "client-secret"),
+    ]

@@ -529,15 +529,27 @@ def _kv_check_due(p: Pass, memory: runtime.Memory, now: dt.datetime) -> bool:
 
 
 def _scope_checked(p: Pass, memory: runtime.Memory) -> dt.datetime | None:
-    # After a restart the last sync is the last time the scope was known to be right, so an
-    # operator restarting more often than the interval still checks on time.
     return memory.scope_checked or p.status.last_sync_time
 
 
 def _scope_check_due(p: Pass, memory: runtime.Memory, now: dt.datetime) -> bool:
-    """Whether the scope's value is due for its drift check (never before a first sync)."""
-    last = _scope_checked(p, memory)
-    return last is not None and now >= last + p.rt.config.drift_check_interval
+    """Whether the scope's value is due for its drift check (never before a first sync).
+
+    First seen by this process (a restart): the check stays due one interval after the last
+    sync, the last time the scope was known to be right. A binding synced longer ago than that
+    is checked at a stable per-binding offset within the next interval, so a restart does not
+    read every scope at once (as :func:`rotator.handlers.reconciling.first_drift_check`).
+    """
+    interval = p.rt.config.drift_check_interval
+    if memory.scope_checked is None:
+        synced = p.status.last_sync_time
+        if synced is None:
+            return False
+        due = synced + interval
+        if due <= now:
+            due = now + schedule.spread(p.key, interval)
+        memory.scope_checked = due - interval
+    return now >= memory.scope_checked + interval
 
 
 def _until_next_check(
