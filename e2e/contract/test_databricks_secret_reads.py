@@ -22,7 +22,7 @@ import pytest
 from rotator.clouds import databricks, identity
 from rotator.clouds import settings as cloud_settings
 from rotator.core import errors
-from rotator.sandbox import stack
+from rotator.sandbox import faults, stack
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +93,22 @@ async def test_reading_needs_read_on_the_scope(
         assert await reader.secret_digest("etl", "client-secret") == (
             hashlib.sha256(VALUE.encode()).digest()
         )
+
+
+async def test_a_get_refused_outside_notebooks_is_a_permanent_error(
+    sandbox: stack.Stack, service: Any, cloud: cloud_settings.CloudSettings
+) -> None:
+    """Databricks documents ``secrets/get`` as DBUtils-only and may answer 400 ``BAD_REQUEST``
+    to a caller outside a notebook: a permanent refusal the drift check skips, not a retry."""
+    strategy = identity.DatabricksCredentials(identity.sync_credential(cloud))
+    async with databricks.DatabricksAdapter(service.url, cloud, credentials=strategy) as adapter:
+        await adapter.create_scope("etl")
+        await adapter.put_secret("etl", "client-secret", errors.SecretText(VALUE))
+        sandbox.add_fault(
+            faults.FaultRule(
+                "databricks.getSecret", "status", count=1, status=400, code="BAD_REQUEST"
+            )
+        )
+        with pytest.raises(errors.PermanentError) as caught:
+            await adapter.secret_digest("etl", "client-secret")
+        assert not isinstance(caught.value, errors.NotFound) and hidden(caught.value)

@@ -677,3 +677,24 @@ async def test_after_a_long_restart_first_checks_are_spread_over_one_interval() 
         ("get_scope", "etl"),
         ("secret_digest", "etl", "client-secret"),
     ]
+
+
+async def test_a_value_databricks_will_not_give_back_skips_the_check_without_stalling() -> None:
+    """``secrets/get`` refused (no READ, or not served outside notebooks): one Warning, the
+    binding stays Ready, nothing is rewritten, and the next intervals say nothing new."""
+    env = Env()
+    await env.run()
+    env.workspace.fail["secret_digest"] = errors.PermanentError(
+        "Databricks refused to read secret 'client-secret' (BAD_REQUEST)", "DatabricksError"
+    )
+    for _ in range(3):
+        env.w.clock.advance(dt.timedelta(hours=1))
+        assert await env.run() == 3600.0
+    warnings = [e for e in env.w.events.posted if e[0] == "Warning"]
+    assert len(warnings) == 1 and "check is skipped" in warnings[0][2]
+    ready = env.condition("Ready")
+    assert ready is not None and ready.status == "True"
+    assert env.workspace.writes() == [
+        ("create_scope", "etl"),
+        ("put_secret", "etl", "client-secret"),
+    ]

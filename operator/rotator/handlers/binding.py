@@ -295,6 +295,15 @@ async def source_digest(rt: runtime.Runtime, source: Source, memory: runtime.Mem
     return digest
 
 
+class ValueUnreadable(Exception):
+    """Databricks refused to give the scope's value back (no READ, or ``secrets/get`` is not
+    served outside notebooks): the value cannot be compared, which is no reason to stall."""
+
+    def __init__(self, error: errors.PermanentError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 async def scope_drift(
     rt: runtime.Runtime,
     workspace: Workspace,
@@ -314,7 +323,10 @@ async def scope_drift(
     if scope.backend == "AZURE_KEYVAULT":
         check_keyvault_scope(spec, scope, source)
         return None
-    found = await workspace.secret_digest(name, key)
+    try:
+        found = await workspace.secret_digest(name, key)
+    except errors.PermanentError as exc:
+        raise ValueUnreadable(exc) from None
     if found is None:
         return f"key {key!r} is missing from secret scope {name!r} in {host}"
     if not hmac.compare_digest(found, await source_digest(rt, source, memory)):
@@ -577,7 +589,22 @@ async def check_scope(p: Pass, spec: models.DatabricksSecretBindingSpec, source:
     """The drift check of a synced binding: repair a scope changed outside the operator."""
     memory = p.rt.memory(p.key)
     workspace = await _workspace(p, spec)
-    drift = await scope_drift(p.rt, workspace, spec, source, memory)
+    try:
+        drift = await scope_drift(p.rt, workspace, spec, source, memory)
+    except ValueUnreadable as exc:
+        # The binding did its job (it wrote the value); only the check cannot be made. Say so
+        # once, not at every interval, and stay Ready.
+        message = (
+            f"cannot read key {spec.scope.key!r} of secret scope {spec.scope.name!r} back to "
+            f"check it for drift, so the check is skipped: {exc.error.message}"
+        )
+        if memory.unreadable != message:
+            p.event("Warning", exc.error.reason, message)
+        memory.unreadable = message
+        logger.warning("binding %s/%s: %s", p.namespace, p.meta.name, message)
+        drift = None
+    else:
+        memory.unreadable = None
     if drift is not None:
         await deliver_value(p.rt, workspace, spec, source, memory)
         metrics.DRIFT_REPAIRED.labels(what="databricks_scope_value").inc()

@@ -47,6 +47,7 @@ class Memory:
     scope_checked     when the Databricks scope's value was last compared with the source
     source_digest     (Key Vault version, SHA-256 of its value): spares a Key Vault read per
                       drift check; in memory only, never logged, never in status
+    unreadable        why the scope's value could not be read back (the event said so once)
     source_seen       (of a ServicePrincipalSecret) what its bindings read from it, last seen
     """
 
@@ -59,6 +60,7 @@ class Memory:
     failures: int = 0
     scope_checked: dt.datetime | None = None
     source_digest: tuple[str, bytes] | None = dataclasses.field(default=None, repr=False)
+    unreadable: str | None = None
     source_seen: Hashable = None
 
 
