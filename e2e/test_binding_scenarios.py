@@ -10,11 +10,13 @@ under test.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import secrets
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -24,9 +26,13 @@ from e2e.operator_harness import (
     OperatorProcess,
     Sandbox,
     condition,
+    secret_forms,
     wait_for,
     wait_for_events,
 )
+from rotator.clouds import databricks
+from rotator.clouds import settings as cloud_settings
+from rotator.core import errors
 from rotator.sandbox import faults
 
 pytest_plugins = ["e2e.operator_harness"]
@@ -489,3 +495,90 @@ def test_keyvault_source_with_pat_auth(
     # The scope was created with the PAT's identity, not the operator's Entra identity.
     acls = sandbox.call(lambda: dict(ws.state.scopes[scope].acls))
     assert acls == {f"pat-{ns}@e2e": "MANAGE"}
+
+
+@pytest.fixture
+def fast_drift(operator: OperatorProcess) -> Iterator[OperatorProcess]:
+    """The operator restarted with a 4 s drift check; restored to the defaults afterwards."""
+    saved = tuple(operator.args)
+    operator.args = (*saved, "--drift-check-interval", "4s")
+    operator.restart()
+    try:
+        yield operator
+    finally:
+        operator.args = saved
+        operator.restart()
+
+
+def metric(operator: OperatorProcess, name: str, labels: str = "") -> float:
+    """One sample of the operator's /metrics page (0 when absent)."""
+    with urllib.request.urlopen(operator.metrics_url, timeout=10) as answer:
+        page = answer.read().decode()
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in page.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_overwritten_scope_value_is_written_back_at_the_drift_check(
+    fast_drift: OperatorProcess, sandbox: Sandbox, kube: Kube, allowed_namespace: str
+) -> None:
+    ns = allowed_namespace
+    app = sandbox.call(lambda: sandbox.stack.seed_application(f"app-{ns}"))
+    ws = Workspace(sandbox, 0)
+    scope = f"drift-{ns}"[:60]
+    kube.apply(sps_manifest(ns, "drift-sp", app.client_id, sandbox.stack.keyvault_urls[0]))
+    current = current_of(kube, ns, "drift-sp")
+    kube.apply(dsb_manifest(ns, "drift", ws.url, sps="drift-sp", scope=scope))
+    wait_for(synced_to(kube, ns, "drift", current["keyId"]), timeout=90, message="sync")
+    expected = secret_text(sandbox, app.client_id, current["keyId"])
+    assert ws.value(scope, "client-secret") == expected
+
+    # Someone overwrites the value by hand, through the Databricks API with their own PAT.
+    tampered = f"typed-by-hand-{secrets.token_urlsafe(18)}"
+    sandbox.remember_secret(tampered)
+    token = f"dapi{secrets.token_hex(16)}"
+    sandbox.call(lambda: ws.state.add_pat(token, principal=f"human-{ns}@e2e"))
+    cloud = cloud_settings.CloudSettings.from_env(sandbox.env())
+
+    async def overwrite() -> None:
+        pat = errors.SecretText(token)
+        async with databricks.DatabricksAdapter(ws.url, cloud, token=pat) as human:
+            await human.put_secret(scope, "client-secret", errors.SecretText(tampered))
+
+    repaired_before = metric(
+        fast_drift, "rotator_drift_repaired_total", 'what="databricks_scope_value"'
+    )
+    puts, reads = ws.count("putSecret"), ws.count("getSecret")
+    asyncio.run(overwrite())
+    assert ws.value(scope, "client-secret") == tampered
+    wait_for(
+        lambda: ws.value(scope, "client-secret") == expected,
+        timeout=30,
+        message="the scope's value written back",
+    )
+    assert ws.count("putSecret") == puts + 2  # the human's write, and the repair
+    events = wait_for_events(kube, ns, "drift", {"DriftDetected"})
+    drift = [e for e in events if e["reason"] == "DriftDetected"]
+    assert drift[0]["type"] == "Warning"
+    assert f"'{scope}'" in drift[0]["message"] and "'client-secret'" in drift[0]["message"]
+    assert (
+        metric(fast_drift, "rotator_drift_repaired_total", 'what="databricks_scope_value"')
+        == repaired_before + 1
+    )
+    # The binding's record is unchanged: this was a repair, not a new version.
+    status = kube.status("DatabricksSecretBinding", ns, "drift")
+    assert status["syncedKeyId"] == current["keyId"]
+
+    # Between checks an intact scope costs one read per interval (4 s), not one per pass.
+    reads = ws.count("getSecret")
+    time.sleep(10)
+    assert 1 <= ws.count("getSecret") - reads <= 4
+    assert ws.count("putSecret") == puts + 2
+
+    # Neither value, in any form, reached an event or the operator's log.
+    shown = str(kube.events_for(ns, "drift")) + fast_drift.log_text()
+    for value in (expected, tampered):
+        for form in secret_forms(value):
+            assert form not in shown

@@ -9,9 +9,11 @@ deleted). Never a message, an id, a URL or anything derived from a secret.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 import prometheus_client
+from prometheus_client import metrics_core
 
 REGISTRY: Final = prometheus_client.CollectorRegistry(auto_describe=True)
 
@@ -69,6 +71,54 @@ ROTATIONS_IN_FLIGHT: Final = prometheus_client.Gauge(
     "Rotations currently holding a slot of --max-concurrent-rotations.",
     registry=REGISTRY,
 )
+
+DRIFT_REPAIRED: Final = prometheus_client.Counter(
+    "rotator_drift_repaired_total",
+    "Out-of-band changes found by a drift check and undone, by what had drifted "
+    "(databricks_scope_value: a binding's scope no longer held the source's value).",
+    ["what"],
+    registry=REGISTRY,
+)
+
+
+class _Sizes:
+    """``rotator_tracked_objects{structure}``: entries the operator holds in memory, read live.
+
+    Per-object memory, wake-ups, limiter entries per tenant and app, Databricks clients: each
+    back to 0 once every object is gone. A number that only grows is a leak.
+    """
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Mapping[str, int]] | None = None
+
+    def _family(self) -> metrics_core.GaugeMetricFamily:
+        return metrics_core.GaugeMetricFamily(
+            "rotator_tracked_objects",
+            "Entries the operator holds in memory, per structure (0 when no object exists).",
+            labels=["structure"],
+        )
+
+    def describe(self) -> Iterator[metrics_core.Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[metrics_core.Metric]:
+        family = self._family()
+        try:
+            sizes = dict(self.source()) if self.source else {}
+        except RuntimeError:  # read from the scrape thread while the loop changed a map: skip
+            sizes = {}
+        for structure, size in sorted(sizes.items()):
+            family.add_metric([structure], size)
+        yield family
+
+
+_SIZES: Final = _Sizes()
+REGISTRY.register(_SIZES)
+
+
+def track_sizes(source: Callable[[], Mapping[str, int]]) -> None:
+    """Report ``source()`` (structure -> entries) as ``rotator_tracked_objects``."""
+    _SIZES.source = source
 
 
 def forget(namespace: str, name: str) -> None:

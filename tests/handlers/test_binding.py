@@ -3,25 +3,24 @@ Key Vault, policies, events): what is written where, what is never called, and t
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import copy
 import datetime as dt
+import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
+from rotator import metrics
 from rotator.clouds import databricks
-from rotator.core import errors, models
+from rotator.clouds import settings as cloud_settings
+from rotator.core import errors, models, schedule
 from rotator.handlers import binding, waking
 from tests.handlers import fakes
-
-
-@pytest.fixture(autouse=True)
-def fresh_failure_counts() -> None:
-    # The handler counts failures per binding in process memory; each test starts clean.
-    binding._FAILURES.clear()
-
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
 VALUE = "s3cr3t-value-from-key-vault"
@@ -56,6 +55,11 @@ class FakeWorkspace:
     async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
         self._call("put_secret", scope, key)
         self.values[(scope, key)] = value.reveal()
+
+    async def secret_digest(self, scope: str, key: str) -> bytes | None:
+        self._call("secret_digest", scope, key)
+        found = self.values.get((scope, key))
+        return hashlib.sha256(found.encode()).digest() if found is not None else None
 
     async def resolve_job(self, *, job_id: int | None = None, job_name: str | None = None) -> int:
         self._call("resolve_job", job_id, job_name)
@@ -146,15 +150,20 @@ class Env:
         self.secrets = FakeSecrets()
         self.api = fakes.FakeApi(body or dsb_body())
         self.tokens: list[str | None] = []
+        self.users: list[str] = []
+        self.released: list[str] = []
         if source_ready:
             self.issue(VALUE, "key-1")
+        self.ports = binding.Ports(workspaces=self, secrets=self.secrets, bindings=self.api)
 
-        def workspaces(host: str, token: errors.SecretText | None) -> binding.Workspace:
-            assert host == HOST
-            self.tokens.append(token.reveal() if token is not None else None)
-            return self.workspace
+    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> FakeWorkspace:
+        assert host == HOST
+        self.tokens.append(token.reveal() if token is not None else None)
+        self.users.append(user)
+        return self.workspace
 
-        self.ports = binding.Ports(workspaces=workspaces, secrets=self.secrets, bindings=self.api)
+    async def release(self, user: str) -> None:
+        self.released.append(user)
 
     def issue(self, value: str, key_id: str) -> str:
         """A new current secret of the source sps, stored as a new Key Vault version."""
@@ -198,7 +207,8 @@ async def test_sync_from_sps_writes_the_current_version_and_records_it() -> None
     assert env.condition("Reconciling") is None and env.condition("Stalled") is None
     assert env.w.events.reasons() == ["Synced"]
     assert env.tokens == [None]  # the operator's own identity: no PAT
-    assert wait is None  # sps-sourced: sleeps until woken
+    assert env.users == [binding.binding_key(fakes.NS, "etl-prod")]
+    assert wait == 3600.0  # woken by its source, or for the scope's drift check
     assert VALUE not in env.everything_shown()
 
 
@@ -403,11 +413,13 @@ def test_source_change_wakes_exactly_the_bindings_of_that_sps() -> None:
         ("ns", "sp"): [Entry("ns/a"), Entry("ns/b")],
         ("ns", "other"): [Entry("ns/c")],
     }
+    for name in ("a", "b", "c"):  # their daemons run
+        rt.memory(binding.binding_key("ns", name))
     assert binding.wake_bindings_of(rt, index, "ns", "sp") == 2
     events = rt.wakers._events
     assert events[binding.binding_key("ns", "a")].is_set()
     assert events[binding.binding_key("ns", "b")].is_set()
-    assert binding.binding_key("ns", "c") not in events
+    assert not events[binding.binding_key("ns", "c")].is_set()
     # A binding's key never collides with an sps of the same name.
     assert binding.binding_key("ns", "sp") != waking.key("ns", "sp")
 
@@ -420,3 +432,269 @@ def test_source_fingerprint_follows_current_secret_and_vault_only() -> None:
     assert binding.source_fingerprint(body) == before
     body["status"]["current"]["keyVaultVersion"] = "v2"
     assert binding.source_fingerprint(body) != before
+
+
+# --- drift of the scope's value ----------------------------------------------------------------
+
+TAMPERED = "typed-in-by-hand-0xdeadbeef"
+
+
+def repaired_count() -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "rotator_drift_repaired_total", {"what": "databricks_scope_value"}
+    )
+    return value or 0.0
+
+
+async def test_an_overwritten_scope_value_is_written_back_at_the_drift_check(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = Env()
+    await env.run()
+    env.workspace.values[("etl", "client-secret")] = TAMPERED
+    calls, before = len(env.workspace.calls), repaired_count()
+    env.w.clock.advance(dt.timedelta(minutes=59))
+    assert await env.run() == 60.0  # not due yet: no call at all
+    assert len(env.workspace.calls) == calls
+    env.w.clock.advance(dt.timedelta(minutes=1))
+    assert await env.run() == 3600.0
+    assert env.workspace.values[("etl", "client-secret")] == VALUE
+    assert env.workspace.calls[calls:] == [
+        ("get_scope", "etl"),
+        ("secret_digest", "etl", "client-secret"),
+        ("get_scope", "etl"),
+        ("put_secret", "etl", "client-secret"),
+    ]
+    type_, reason, message = env.w.events.posted[-1]
+    assert (type_, reason) == ("Warning", "DriftDetected")
+    assert "'client-secret'" in message and "'etl'" in message and "v1" in message
+    assert repaired_count() == before + 1
+    # The record is the binding's own sync: a repair does not move lastSyncTime.
+    assert env.status().last_sync_time == fakes.T0
+    shown = env.everything_shown() + caplog.text
+    for value in (VALUE, TAMPERED):
+        for form in (value, base64.b64encode(value.encode()).decode()):
+            assert form not in shown
+    digest = hashlib.sha256(VALUE.encode()).hexdigest()
+    assert digest[:16] not in shown
+
+
+async def test_an_intact_scope_costs_one_read_per_interval_and_no_key_vault_call() -> None:
+    env = Env()
+    await env.run()
+    calls, vault_calls, events = len(env.workspace.calls), len(env.w.vault.calls), 1
+    for _ in range(3):
+        env.w.clock.advance(dt.timedelta(hours=1))
+        assert await env.run() == 3600.0
+    assert (
+        env.workspace.calls[calls:]
+        == [
+            ("get_scope", "etl"),
+            ("secret_digest", "etl", "client-secret"),
+        ]
+        * 3
+    )
+    # The digest of the value written at the sync is kept: Key Vault is not read again.
+    assert len(env.w.vault.calls) == vault_calls
+    assert len(env.w.events.posted) == events
+
+
+async def test_after_a_restart_the_check_is_due_from_the_last_sync_and_reads_key_vault() -> None:
+    env = Env()
+    await env.run()
+    env.w.rt.memories.clear()  # a new process
+    env.w.clock.advance(dt.timedelta(minutes=10))
+    calls, vault_calls = len(env.workspace.calls), len(env.w.vault.calls)
+    assert await env.run() == 3000.0  # an idle restart makes no call
+    assert len(env.workspace.calls) == calls
+    env.w.clock.advance(dt.timedelta(minutes=50))
+    await env.run()
+    assert env.workspace.calls[calls:] == [
+        ("get_scope", "etl"),
+        ("secret_digest", "etl", "client-secret"),
+    ]
+    assert env.w.vault.calls[vault_calls:] == [("read", fakes.SECRET)]
+
+
+async def test_a_missing_key_or_scope_is_restored() -> None:
+    env = Env()
+    await env.run()
+    del env.workspace.values[("etl", "client-secret")]
+    env.w.clock.advance(dt.timedelta(hours=1))
+    await env.run()
+    assert env.workspace.values[("etl", "client-secret")] == VALUE
+    assert "is missing from secret scope" in env.w.events.posted[-1][2]
+    del env.workspace.scopes["etl"]
+    env.workspace.values.clear()
+    env.w.clock.advance(dt.timedelta(hours=1))
+    await env.run()
+    assert "etl" in env.workspace.scopes and env.workspace.values
+    assert "no longer exists" in env.w.events.posted[-1][2]
+
+
+async def test_a_keyvault_backed_scope_repointed_elsewhere_stalls_and_is_never_written() -> None:
+    env = Env(dsb_body(scope={"name": "kv", "key": fakes.SECRET}))
+    env.workspace.scopes["kv"] = databricks.ScopeInfo(
+        "kv", "AZURE_KEYVAULT", keyvault_dns=fakes.VAULT + "/"
+    )
+    await env.run()
+    assert env.status().synced_version == "v1"
+    env.w.clock.advance(dt.timedelta(hours=1))
+    calls = len(env.workspace.calls)
+    await env.run()  # still the source vault: a look at the scope, nothing else
+    assert env.workspace.calls[calls:] == [("get_scope", "kv")]
+    env.workspace.scopes["kv"] = databricks.ScopeInfo(
+        "kv", "AZURE_KEYVAULT", keyvault_dns="https://kv-elsewhere.vault.azure.net/"
+    )
+    env.w.clock.advance(dt.timedelta(hours=1))
+    await env.run()
+    stalled = env.condition("Stalled")
+    assert stalled is not None and "kv-elsewhere" in stalled.message
+    assert env.workspace.writes() == [] and env.workspace.values == {}
+
+
+async def test_a_failed_drift_check_is_retried_as_a_sync() -> None:
+    env = Env()
+    await env.run()
+    env.workspace.values[("etl", "client-secret")] = TAMPERED
+    env.workspace.fail["secret_digest"] = errors.TransientError("Databricks is unavailable")
+    env.w.clock.advance(dt.timedelta(hours=1))
+    await env.run()
+    ready = env.condition("Ready")
+    assert ready is not None and ready.status == "False" and env.status().failures == 1
+    del env.workspace.fail["secret_digest"]
+    env.w.clock.advance(dt.timedelta(minutes=5))
+    await env.run()
+    assert env.workspace.values[("etl", "client-secret")] == VALUE
+    assert env.status().failures == 0
+
+
+# --- what a binding leaves behind --------------------------------------------------------------
+
+
+class Stopped:
+    """kopf's DaemonStopped as the loop uses it."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+async def test_a_deleted_binding_leaves_nothing_in_memory() -> None:
+    """N bindings run, fail, sync and are deleted: memory, wake-ups and failure counts of each
+    go when its daemon ends, and so does its claim on the Databricks client."""
+    env = Env()
+    rt = env.w.rt
+    names = [f"b{i}" for i in range(5)]
+
+    async def pass_(rt_: Any, port: binding.Ports, namespace: str, name: str) -> float | None:
+        body = dsb_body()
+        body["metadata"]["name"] = name
+        env.api.body = body
+        if name == "b0":
+            env.workspace.fail["get_scope"] = errors.TransientError("flaky")
+        else:
+            env.workspace.fail.clear()
+        return await binding.reconcile(rt_, port, namespace, name)
+
+    stops = {n: Stopped() for n in names}
+    tasks = [
+        asyncio.ensure_future(binding.loop(rt, env.ports, fakes.NS, n, stops[n], pass_=pass_))
+        for n in names
+    ]
+    for _ in range(50):
+        await asyncio.sleep(0)
+    keys = {binding.binding_key(fakes.NS, n) for n in names}
+    assert keys <= set(rt.memories)
+    assert rt.memory(binding.binding_key(fakes.NS, "b0")).failures == 1
+    for n in names:
+        stops[n].set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 1)
+    assert not keys & set(rt.memories)
+    assert rt.sizes()["wakers"] == 0 and rt.sizes()["memories"] == 0
+    assert sorted(env.released) == sorted(keys)
+
+
+async def test_a_source_fingerprint_is_kept_in_the_sps_memory_and_goes_with_it() -> None:
+    rt = fakes.world().rt
+    index: dict[tuple[str, str], list[Any]] = {}
+    memo = {"runtime": rt}
+    body = fakes.sps_body()
+    body["status"] = {"current": {"keyId": "k1", "keyVaultVersion": "v1"}}
+    kwargs = {binding.BINDINGS_INDEX: index}
+    await binding.binding_source_changed(
+        namespace=fakes.NS, name=fakes.NAME, body=body, type="ADDED", memo=memo, **kwargs
+    )
+    obj = waking.key(fakes.NS, fakes.NAME)
+    assert rt.memory(obj).source_seen == binding.source_fingerprint(body)
+    rt.forget(obj)  # the sps's delete handler
+    await binding.binding_source_changed(
+        namespace=fakes.NS, name=fakes.NAME, body=body, type="DELETED", memo=memo, **kwargs
+    )
+    assert rt.sizes()["memories"] == 0 and rt.sizes()["wakers"] == 0
+
+
+async def test_adapter_cache_closes_a_client_once_no_binding_uses_it() -> None:
+    cache = binding.AdapterCache(cloud_settings.CloudSettings())
+    token, rotated = errors.SecretText("dapi-1"), errors.SecretText("dapi-2")
+    first = cache(HOST, token, user="ns/dsb:a")
+    assert cache(HOST, token, user="ns/dsb:b") is first
+    assert len(cache) == 1
+    cache(HOST, rotated, user="ns/dsb:a")  # a's PAT was rotated: b still uses the old client
+    assert len(cache) == 2
+    cache(HOST, rotated, user="ns/dsb:b")  # now nobody does
+    await asyncio.sleep(0)
+    assert len(cache) == 1
+    await cache.release("ns/dsb:a")
+    assert len(cache) == 1
+    await cache.release("ns/dsb:b")
+    await cache.release("ns/dsb:b")  # twice (daemon end and DELETED): harmless
+    assert len(cache) == 0
+
+
+async def test_after_a_long_restart_first_checks_are_spread_over_one_interval() -> None:
+    env = Env()
+    await env.run()
+    env.w.rt.memories.clear()  # a new process, five hours later
+    env.w.clock.advance(dt.timedelta(hours=5))
+    calls = len(env.workspace.calls)
+    offset = schedule.spread(binding.binding_key(fakes.NS, "etl-prod"), dt.timedelta(hours=1))
+    assert offset >= dt.timedelta(minutes=1)  # this binding's place in the interval
+    assert await env.run() == offset.total_seconds()
+    assert len(env.workspace.calls) == calls  # not every binding at once at start-up
+    env.w.clock.advance(offset)
+    await env.run()
+    assert env.workspace.calls[calls:] == [
+        ("get_scope", "etl"),
+        ("secret_digest", "etl", "client-secret"),
+    ]
+
+
+async def test_a_value_databricks_will_not_give_back_skips_the_check_without_stalling() -> None:
+    """``secrets/get`` refused (no READ, or not served outside notebooks): one Warning, the
+    binding stays Ready, nothing is rewritten, and the next intervals say nothing new."""
+    env = Env()
+    await env.run()
+    env.workspace.fail["secret_digest"] = errors.PermanentError(
+        "Databricks refused to read secret 'client-secret' (BAD_REQUEST)", "DatabricksError"
+    )
+    for _ in range(3):
+        env.w.clock.advance(dt.timedelta(hours=1))
+        assert await env.run() == 3600.0
+    warnings = [e for e in env.w.events.posted if e[0] == "Warning"]
+    assert len(warnings) == 1 and "check is skipped" in warnings[0][2]
+    ready = env.condition("Ready")
+    assert ready is not None and ready.status == "True"
+    assert env.workspace.writes() == [
+        ("create_scope", "etl"),
+        ("put_secret", "etl", "client-secret"),
+    ]

@@ -132,6 +132,81 @@ async def test_revoke_removes_current_and_retiring() -> None:
     assert w.rt.memories == {}
 
 
+def _enabled(w: fakes.World, name: str) -> dict[str, bool]:
+    return {props.version: props.enabled for props, _ in w.vault.versions.get(name, [])}
+
+
+async def test_revoke_disables_the_key_vault_latest_once_its_secret_is_revoked() -> None:
+    """Key Vault's latest must not hand out, enabled, a secret Graph no longer accepts."""
+    w = await issued("Revoke")
+    status = w.api.status()
+    assert status.current is not None
+    latest = status.current.key_vault_version
+    assert _enabled(w, fakes.SECRET)[latest] is True
+    graph_calls, vault_calls = len(w.graph.calls), len(w.vault.calls)
+    await deleting.delete(w.rt, NS, NAME, w.api.body)
+    assert w.vault.versions[fakes.SECRET][-1][0].version == latest  # still the latest...
+    assert _enabled(w, fakes.SECRET)[latest] is False  # ...but disabled
+    assert w.vault.calls[vault_calls:] == [("disable", fakes.SECRET)]
+    # Graph first: both removals happened before the one Key Vault write.
+    assert [c[0] for c in w.graph.calls[graph_calls:]] == ["remove", "remove"]
+    assert "disabled 1 Key Vault version(s)" in w.events.posted[-1][2]
+
+
+async def test_revoke_mid_rotation_disables_the_staging_and_stored_versions() -> None:
+    w, journal = await mid_rotation("Revoke")
+    staging = rotation.staging_secret_name(fakes.SECRET)
+    assert journal.staging_version is not None
+    assert _enabled(w, staging)[journal.staging_version] is True  # Promote never ran
+    # Say the store landed too: the stored version is the latest, holding the new secret.
+    stored = w.vault.versions[fakes.SECRET]
+    stored.append((fakes.keyvault.SecretVersion(fakes.SECRET, "v9", {}, True, None, None), "x"))
+    journal = journal.model_copy(
+        update={"step": models.Step.STORE, "phase": models.Phase.DONE, "key_vault_version": "v9"}
+    )
+    status = w.api.status().model_copy(update={"rotation": journal})
+    w.api.body["status"] = status.to_dict()
+    assert status.current is not None and status.current.key_vault_version is not None
+    await deleting.delete(w.rt, NS, NAME, w.api.body)
+    assert w.graph.passwords == {}
+    enabled = _enabled(w, fakes.SECRET)
+    assert enabled["v9"] is False and enabled[status.current.key_vault_version] is False
+    assert _enabled(w, staging)[journal.staging_version] is False
+
+
+async def test_a_revoke_interrupted_before_key_vault_is_finished_by_the_retry() -> None:
+    """Revoked in Graph, then Key Vault failed (or the process died): the finalizer stays,
+    kopf runs the handler again, and the retry completes it from the same status."""
+    w = await issued("Revoke")
+    status = w.api.status()
+    assert status.current is not None and status.current.key_vault_version is not None
+    failing = w.vault.disable
+
+    async def unavailable(vault: str, name: str, version: str) -> None:
+        raise errors.TransientError("Key Vault is unavailable")
+
+    w.vault.disable = unavailable  # type: ignore[method-assign]
+    try:
+        await deleting.delete(w.rt, NS, NAME, w.api.body)
+    except errors.TransientError:
+        pass
+    else:
+        raise AssertionError("the failure must reach kopf, which keeps the finalizer")
+    assert w.graph.passwords == {}  # revoked already
+    assert _enabled(w, fakes.SECRET)[status.current.key_vault_version] is True
+    w.vault.disable = failing  # type: ignore[method-assign]
+    await deleting.delete(w.rt, NS, NAME, w.api.body)
+    assert _enabled(w, fakes.SECRET)[status.current.key_vault_version] is False
+    assert w.events.posted[-1][1] == reasons.DELETED
+
+
+async def test_a_version_deleted_by_hand_is_skipped() -> None:
+    w = await issued("Revoke")
+    w.vault.versions[fakes.SECRET].clear()
+    await deleting.delete(w.rt, NS, NAME, w.api.body)
+    assert "disabled 0 Key Vault version(s)" in w.events.posted[-1][2]
+
+
 async def test_revoke_finds_an_unrecorded_mint_by_display_name() -> None:
     w = fakes.world(fakes.sps_body(deletionPolicy="Revoke"))
     meta = models.ResourceMeta.from_body(w.api.body)

@@ -208,3 +208,62 @@ async def test_a_slot_given_back_during_a_cancelled_wait_is_not_released_twice()
 
     await asyncio.gather(*(other() for _ in range(3)))
     assert most == 1
+
+
+async def test_entries_are_dropped_once_idle_and_the_limits_still_hold() -> None:
+    """Per-tenant and per-app entries go when nobody uses them: many tenants and apps come and
+    go without the maps growing, and dropping an entry never loosens a limit."""
+    t = FakeTime()
+    limits = limiting.Limits(
+        max_concurrent_rotations=4, graph_writes_per_second=1.0, clock=t.clock, sleep=t.sleep
+    )
+    empty = {"limiter_buckets": 0, "limiter_app_locks": 0, "limiter_holds": 0}
+    for i in range(20):
+        async with limits.graph_write(f"tenant-{i % 4}", f"app-{i}"):
+            pass
+        async with limits.graph_read(f"tenant-{i % 4}"):
+            pass
+    # Every app lock went with its last writer; the 4 buckets still pace their tenants.
+    assert limits.sizes() == {**empty, "limiter_buckets": 4}
+    t.now += 1.0  # each bucket has its burst back: it paces no one any more
+    limits.prune()
+    assert limits.sizes() == empty
+
+    # A bucket that is not full again is kept: a new one would grant a fresh burst.
+    await limits.bucket("t").acquire()
+    limits.prune()
+    assert limits.sizes()["limiter_buckets"] == 1
+    async with limits.graph_write("t", "app"):
+        assert t.slept[-1] == 1.0  # still paced by the same bucket
+    # A hold outlives the call that was throttled, and goes once it is over.
+    with pytest.raises(errors.Throttled):
+        async with limits.graph_write("t", "app"):
+            raise _throttled(30.0)
+    limits.prune()
+    assert limits.sizes() == {**empty, "limiter_buckets": 1, "limiter_holds": 1}
+    t.now += 30.0
+    limits.prune()
+    assert limits.sizes() == empty
+
+
+async def test_an_app_lock_with_waiters_is_kept_until_the_last_one_leaves() -> None:
+    """The first writer leaving must not drop the lock a woken waiter is about to take: a
+    newcomer would build a second lock and two writes to one app would overlap."""
+    limits = limiting.Limits(max_concurrent_rotations=4, graph_writes_per_second=1000.0)
+    inside = 0
+    most = 0
+
+    async def write() -> None:
+        nonlocal inside, most
+        async with limits.graph_write("t", "app"):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0)
+            inside -= 1
+
+    first = [asyncio.ensure_future(write()) for _ in range(3)]
+    await asyncio.sleep(0)
+    later = [asyncio.ensure_future(write()) for _ in range(3)]  # while the others hand over
+    await asyncio.gather(*first, *later)
+    assert most == 1
+    assert limits.sizes()["limiter_app_locks"] == 0

@@ -20,7 +20,9 @@ Only :mod:`rotator.core.errors` leave this module; secret values travel as ``Sec
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
@@ -335,6 +337,24 @@ class DatabricksAdapter:
 
         await self._call(f"write secret {key!r} in scope {scope!r}", put, carries_secret=True)
         logger.info("wrote secret %r in scope %r of %s", key, scope, self.host)
+
+    async def secret_digest(self, scope: str, key: str) -> bytes | None:
+        """SHA-256 of the value under ``scope``/``key``; None when the key does not exist.
+
+        ``secrets/get`` (READ on the scope) returns the value base64-encoded; it is decoded
+        and hashed inside the worker thread, so only the digest ever leaves this method.
+        """
+
+        def digest(client: WorkspaceClient) -> bytes | None:
+            try:
+                got = client.secrets.get_secret(scope, key)
+            except dbx_errors.NotFound:
+                return None
+            return hashlib.sha256(base64.b64decode(got.value or "")).digest()
+
+        return await self._call(
+            f"read secret {key!r} in scope {scope!r}", digest, carries_secret=True
+        )
 
     # --- jobs -----------------------------------------------------------------------------------
 

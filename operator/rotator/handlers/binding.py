@@ -21,8 +21,16 @@ One long-lived loop per binding (a kopf daemon, :func:`loop`). A pass (:func:`re
 
 Wake-ups, not polling: a ServicePrincipalSecret whose ``status.current`` changes wakes the
 bindings that reference it (found through the runtime's binding index); a binding's own spec
-change wakes it; a RotationPolicy change wakes everyone. Only keyVault-sourced bindings look at
-the cloud on their own, once per drift-check interval (nobody tells us about a new version).
+change wakes it; a RotationPolicy change wakes everyone. On its own a binding looks at the cloud
+only once per drift-check interval: a keyVault-sourced one reads the vault's latest version
+(nobody tells us about a new one), and every synced binding checks its scope
+(:func:`check_scope`): a Databricks-backed scope must still hold the source's value — compared
+by SHA-256 digest, in memory, never shown — or the value is written back (``DriftDetected``);
+a Key-Vault-backed scope must still read the source vault. Between checks an idle binding makes
+no call at all.
+
+Per-binding state lives in the runtime's memory and is dropped, along with the binding's
+Databricks client when no other binding uses it, when the binding's daemon ends.
 
 Everything outside the process goes through :class:`Ports` (Databricks workspaces, the
 Kubernetes Secret holding a PAT, the binding's own status) or the shared runtime (Key Vault,
@@ -35,12 +43,14 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, Final, Protocol
 
 import kopf
 
+from rotator import metrics
 from rotator.clouds import databricks, identity
 from rotator.clouds import settings as cloud_settings
 from rotator.core import conditions, errors, jobrefs, models, policies, reasons, schedule
@@ -76,6 +86,8 @@ class Workspace(Protocol):
 
     async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None: ...
 
+    async def secret_digest(self, scope: str, key: str) -> bytes | None: ...
+
     async def resolve_job(
         self, *, job_id: int | None = None, job_name: str | None = None
     ) -> int: ...
@@ -90,9 +102,15 @@ class Workspace(Protocol):
 
 
 class Workspaces(Protocol):
-    """A workspace client for ``host``: the operator's identity (token None) or a PAT."""
+    """A workspace client for ``host``: the operator's identity (token None) or a PAT.
 
-    def __call__(self, host: str, token: errors.SecretText | None) -> Workspace: ...
+    ``user`` is the binding asking; :meth:`release` says it is gone, so a client no binding
+    uses any more can be closed.
+    """
+
+    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> Workspace: ...
+
+    async def release(self, user: str) -> None: ...
 
 
 class SecretReader(Protocol):
@@ -208,11 +226,45 @@ def is_continuous(settings: Mapping[str, Any]) -> bool:
     return isinstance(continuous, Mapping) and continuous.get("pause_status") != "PAUSED"
 
 
+def check_keyvault_scope(
+    spec: models.DatabricksSecretBindingSpec, scope: databricks.ScopeInfo, source: Source
+) -> None:
+    """A Key-Vault-backed scope must read the source's vault and secret (PermanentError if not).
+
+    Read-only in Databricks: the scope reads the vault itself, so there is nothing to write,
+    only to check that jobs referencing it will read the source's secret.
+    """
+    if not scope_reads_vault(scope, source.vault_url):
+        raise errors.PermanentError(
+            f"secret scope {spec.scope.name!r} is backed by Key Vault "
+            f"{scope.keyvault_dns or '(unknown)'}, not by the source vault "
+            f"{source.vault_url}; the binding never writes to a Key-Vault-backed scope",
+            reasons.DATABRICKS_ERROR,
+        )
+    if spec.scope.key != source.secret_name:
+        raise errors.PermanentError(
+            f"secret scope {spec.scope.name!r} is Key-Vault-backed, so key "
+            f"{spec.scope.key!r} reads the vault secret of that name; set scope.key to "
+            f"{source.secret_name!r}",
+            reasons.DATABRICKS_ERROR,
+        )
+
+
+def _digest_key(source: Source) -> str:
+    return f"{source.vault_url}|{source.secret_name}|{source.version}"
+
+
+def _digest(value: errors.SecretText) -> bytes:
+    # What Databricks stores for put_secret(string_value=...): the text's UTF-8 bytes.
+    return hashlib.sha256(value.reveal().encode()).digest()
+
+
 async def deliver_value(
     rt: runtime.Runtime,
     workspace: Workspace,
     spec: models.DatabricksSecretBindingSpec,
     source: Source,
+    memory: runtime.Memory | None = None,
 ) -> None:
     """Put the source version's value in the scope, or check a Key-Vault-backed scope."""
     scope = await workspace.get_scope(spec.scope.name)
@@ -224,25 +276,65 @@ async def deliver_value(
             )
         await workspace.create_scope(spec.scope.name)
     elif scope.backend == "AZURE_KEYVAULT":
-        # Read-only in Databricks: the scope reads the vault itself, so there is nothing to
-        # write, only to check that jobs referencing it will read the source's secret.
-        if not scope_reads_vault(scope, source.vault_url):
-            raise errors.PermanentError(
-                f"secret scope {spec.scope.name!r} is backed by Key Vault "
-                f"{scope.keyvault_dns or '(unknown)'}, not by the source vault "
-                f"{source.vault_url}; the binding never writes to a Key-Vault-backed scope",
-                reasons.DATABRICKS_ERROR,
-            )
-        if spec.scope.key != source.secret_name:
-            raise errors.PermanentError(
-                f"secret scope {spec.scope.name!r} is Key-Vault-backed, so key "
-                f"{spec.scope.key!r} reads the vault secret of that name; set scope.key to "
-                f"{source.secret_name!r}",
-                reasons.DATABRICKS_ERROR,
-            )
+        check_keyvault_scope(spec, scope, source)
         return
     value = await rt.vault.read(source.vault_url, source.secret_name, source.version)
     await workspace.put_secret(spec.scope.name, spec.scope.key, value)
+    if memory is not None:
+        # The next drift check compares against this without reading Key Vault again.
+        memory.source_digest = (_digest_key(source), _digest(value))
+
+
+async def source_digest(rt: runtime.Runtime, source: Source, memory: runtime.Memory) -> bytes:
+    """SHA-256 of the source version's value (versions never change: kept per version)."""
+    key = _digest_key(source)
+    if memory.source_digest is not None and memory.source_digest[0] == key:
+        return memory.source_digest[1]
+    digest = _digest(await rt.vault.read(source.vault_url, source.secret_name, source.version))
+    memory.source_digest = (key, digest)
+    return digest
+
+
+class ValueUnreadable(Exception):
+    """Databricks refused to give the scope's value back (no READ, or ``secrets/get`` is not
+    served outside notebooks): the value cannot be compared, which is no reason to stall."""
+
+    def __init__(self, error: errors.PermanentError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def scope_drift(
+    rt: runtime.Runtime,
+    workspace: Workspace,
+    spec: models.DatabricksSecretBindingSpec,
+    source: Source,
+    memory: runtime.Memory,
+) -> str | None:
+    """What is wrong with the scope (None: it holds the source's value). Reads, never writes.
+
+    Values are compared by digest, in memory; the message never carries a value or a digest.
+    A Key-Vault-backed scope holds no value of ours: it must still read the source vault.
+    """
+    name, key, host = spec.scope.name, spec.scope.key, spec.workspace.host
+    scope = await workspace.get_scope(name)
+    if scope is None:
+        return f"secret scope {name!r} no longer exists in {host}"
+    if scope.backend == "AZURE_KEYVAULT":
+        check_keyvault_scope(spec, scope, source)
+        return None
+    try:
+        found = await workspace.secret_digest(name, key)
+    except errors.PermanentError as exc:
+        raise ValueUnreadable(exc) from None
+    if found is None:
+        return f"key {key!r} is missing from secret scope {name!r} in {host}"
+    if not hmac.compare_digest(found, await source_digest(rt, source, memory)):
+        return (
+            f"key {key!r} of secret scope {name!r} in {host} no longer holds the value the "
+            "binding wrote (changed outside the operator)"
+        )
+    return None
 
 
 async def sync_job(
@@ -301,9 +393,10 @@ async def sync(
     spec: models.DatabricksSecretBindingSpec,
     source: Source,
     previous: models.DatabricksSecretBindingStatus,
+    memory: runtime.Memory | None = None,
 ) -> SyncResult:
     """The act step: value first, then the jobs that reference it (their order is the spec's)."""
-    await deliver_value(rt, workspace, spec, source)
+    await deliver_value(rt, workspace, spec, source, memory)
     value_changed = (previous.synced_version, previous.synced_key_id) != (
         source.version,
         source.key_id,
@@ -412,11 +505,10 @@ async def reconcile(rt: runtime.Runtime, port: Ports, namespace: str, name: str)
         return None
     memory = rt.memory(p.key)
     now = rt.clock.now()
-    interval = rt.config.drift_check_interval.total_seconds()
-    if spec.source.key_vault is not None and not _kv_check_due(p, memory, now):
+    scope_due = _scope_check_due(p, memory, now)
+    if spec.source.key_vault is not None and not scope_due and not _kv_check_due(p, memory, now):
         # Nothing new can have happened that we would be told about: wait for the next look.
-        assert memory.drift_checked is not None
-        return max(1.0, (memory.drift_checked - now).total_seconds() + interval)
+        return _until_next_check(p, spec, memory, now)
     try:
         source = await resolve_source(rt, namespace, spec)
     except SourceNotReady as exc:
@@ -428,19 +520,108 @@ async def reconcile(rt: runtime.Runtime, port: Ports, namespace: str, name: str)
     finally:
         if spec.source.key_vault is not None:
             memory.drift_checked = now
-    if _up_to_date(p, source):
-        await p.save(p.status, ready=True, signal=_synced_signal(p.status))
-        return interval if spec.source.key_vault is not None else None
-    return await run_sync(p, spec, source)
+    if not _up_to_date(p, source):
+        return await run_sync(p, spec, source)
+    if scope_due:
+        try:
+            await check_scope(p, spec, source)
+        except errors.RotatorError as exc:
+            return await failed(p, exc)
+    await p.save(p.status, ready=True, signal=_synced_signal(p.status))
+    return _until_next_check(p, spec, memory, now)
 
 
 def _kv_check_due(p: Pass, memory: runtime.Memory, now: dt.datetime) -> bool:
     """Whether a keyVault-sourced binding should read the vault in this pass."""
     if memory.drift_checked is None or memory.retry_at is not None:
         return True
-    if p.status.observed_generation != p.meta.generation or _FAILURES.get(p.key):
+    if p.status.observed_generation != p.meta.generation or memory.failures:
         return True
     return now >= memory.drift_checked + p.rt.config.drift_check_interval
+
+
+def _scope_checked(p: Pass, memory: runtime.Memory) -> dt.datetime | None:
+    return memory.scope_checked or p.status.last_sync_time
+
+
+def _scope_check_due(p: Pass, memory: runtime.Memory, now: dt.datetime) -> bool:
+    """Whether the scope's value is due for its drift check (never before a first sync).
+
+    First seen by this process (a restart): the check stays due one interval after the last
+    sync, the last time the scope was known to be right. A binding synced longer ago than that
+    is checked at a stable per-binding offset within the next interval, so a restart does not
+    read every scope at once (as :func:`rotator.handlers.reconciling.first_drift_check`).
+    """
+    interval = p.rt.config.drift_check_interval
+    if memory.scope_checked is None:
+        synced = p.status.last_sync_time
+        if synced is None:
+            return False
+        due = synced + interval
+        if due <= now:
+            due = now + schedule.spread(p.key, interval)
+        memory.scope_checked = due - interval
+    return now >= memory.scope_checked + interval
+
+
+def _until_next_check(
+    p: Pass, spec: models.DatabricksSecretBindingSpec, memory: runtime.Memory, now: dt.datetime
+) -> float | None:
+    """Seconds until the next scope or Key Vault check is due (None: nothing to check yet)."""
+    last = [_scope_checked(p, memory)]
+    if spec.source.key_vault is not None:
+        last.append(memory.drift_checked)
+    due = [when + p.rt.config.drift_check_interval for when in last if when is not None]
+    return max(1.0, (min(due) - now).total_seconds()) if due else None
+
+
+async def _workspace(p: Pass, spec: models.DatabricksSecretBindingSpec) -> Workspace:
+    """The binding's workspace client: the operator's identity, or the PAT it names."""
+    token = None
+    auth = spec.workspace.auth
+    if auth is not None and auth.pat_secret_ref is not None:
+        ref = auth.pat_secret_ref
+        token = await p.io.secrets.read(p.namespace, ref.name, ref.key)
+    return p.io.workspaces(spec.workspace.host, token, user=p.key)
+
+
+async def check_scope(p: Pass, spec: models.DatabricksSecretBindingSpec, source: Source) -> None:
+    """The drift check of a synced binding: repair a scope changed outside the operator."""
+    memory = p.rt.memory(p.key)
+    workspace = await _workspace(p, spec)
+    try:
+        drift = await scope_drift(p.rt, workspace, spec, source, memory)
+    except ValueUnreadable as exc:
+        # The binding did its job (it wrote the value); only the check cannot be made. Say so
+        # once, not at every interval, and stay Ready.
+        message = (
+            f"cannot read key {spec.scope.key!r} of secret scope {spec.scope.name!r} back to "
+            f"check it for drift, so the check is skipped: {exc.error.message}"
+        )
+        if memory.unreadable != message:
+            p.event("Warning", exc.error.reason, message)
+        memory.unreadable = message
+        logger.warning("binding %s/%s: %s", p.namespace, p.meta.name, message)
+        drift = None
+    else:
+        memory.unreadable = None
+    if drift is not None:
+        await deliver_value(p.rt, workspace, spec, source, memory)
+        metrics.DRIFT_REPAIRED.labels(what="databricks_scope_value").inc()
+        p.event(
+            "Warning",
+            reasons.DRIFT_DETECTED,
+            f"{drift}; wrote {source.label}, Key Vault version {source.version}, back",
+        )
+        logger.warning(
+            "binding %s/%s: scope %r key %r drifted; wrote version %s back",
+            p.namespace,
+            p.meta.name,
+            spec.scope.name,
+            spec.scope.key,
+            source.version,
+        )
+    memory.scope_checked = p.rt.clock.now()
 
 
 def _up_to_date(p: Pass, source: Source) -> bool:
@@ -449,7 +630,7 @@ def _up_to_date(p: Pass, source: Source) -> bool:
         status.synced_version == source.version
         and status.synced_key_id == source.key_id
         and status.observed_generation == p.meta.generation
-        and not _FAILURES.get(p.key)
+        and not p.rt.memory(p.key).failures
         and not conditions.is_true(status.conditions, conditions.STALLED)
     )
 
@@ -463,7 +644,7 @@ async def run_sync(
     working = conditions.Signal(
         reasons.RECONCILING, f"syncing {source.label}, Key Vault version {source.version}"
     )
-    ready_now = p.status.synced_version is not None and not _FAILURES.get(p.key)
+    ready_now = p.status.synced_version is not None and not memory.failures
     await p.save(
         p.status,
         ready=ready_now,
@@ -471,13 +652,8 @@ async def run_sync(
         reconciling=working,
     )
     try:
-        token = None
-        auth = spec.workspace.auth
-        if auth is not None and auth.pat_secret_ref is not None:
-            ref = auth.pat_secret_ref
-            token = await p.io.secrets.read(p.namespace, ref.name, ref.key)
-        workspace = p.io.workspaces(spec.workspace.host, token)
-        result = await sync(rt, workspace, spec, source, p.status)
+        workspace = await _workspace(p, spec)
+        result = await sync(rt, workspace, spec, source, p.status, memory)
     except errors.RotatorError as exc:
         return await failed(p, exc)
     jobs = tuple(o.status for o in result.jobs)
@@ -498,7 +674,8 @@ async def run_sync(
         }
     )
     memory.retry_at = None
-    _FAILURES.pop(p.key, None)
+    memory.failures = 0
+    memory.scope_checked = now  # the value was just written
     await p.save(synced, ready=True, signal=_synced_signal(synced))
     if version_changed:
         p.event(
@@ -530,7 +707,7 @@ async def run_sync(
         len(jobs),
         sum(1 for j in jobs if j.changed),
     )
-    return rt.config.drift_check_interval.total_seconds() if spec.source.key_vault else None
+    return _until_next_check(p, spec, memory, now)
 
 
 async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
@@ -540,14 +717,14 @@ async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
     now = rt.clock.now()
     # Also counted in memory, so the backoff does not depend on reading our own status write
     # back (a restart starts the backoff over, which is harmless).
-    failures = _FAILURES.get(p.key, 0) + 1
-    _FAILURES[p.key] = failures
+    memory = rt.memory(p.key)
+    memory.failures += 1
+    failures = memory.failures
     status = p.status.model_copy(
         update={"failures": failures, "last_error": exc.message, "last_failure_time": now}
     )
     reason = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
     signal = conditions.Signal(reason, exc.message)
-    memory = rt.memory(p.key)
     if isinstance(exc, errors.PermanentError):
         if p.entering(conditions.STALLED, reason):
             p.event("Warning", reason, exc.message)
@@ -581,6 +758,10 @@ class CountedWorkspace:
     async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
         await wiring.counted("databricks", "putSecret", self._adapter.put_secret(scope, key, value))
 
+    async def secret_digest(self, scope: str, key: str) -> bytes | None:
+        call = self._adapter.secret_digest(scope, key)
+        return await wiring.counted("databricks", "getSecret", call)
+
     async def resolve_job(self, *, job_id: int | None = None, job_name: str | None = None) -> int:
         call = self._adapter.resolve_job(job_id=job_id, job_name=job_name)
         return await wiring.counted("databricks", "resolveJob", call)
@@ -598,24 +779,52 @@ class CountedWorkspace:
     async def cancel_run(self, run_id: int) -> None:
         await wiring.counted("databricks", "cancelRun", self._adapter.cancel_run(run_id))
 
+    async def close(self) -> None:
+        await self._adapter.close()
+
 
 class AdapterCache:
-    """:class:`Workspaces` for production: one adapter per (host, credential), kept.
+    """:class:`Workspaces` for production: one adapter per (host, credential), shared.
 
     Adapters built with a PAT are keyed by a digest of the token, so a rotated PAT gets a new
-    client and the token itself is never a dict key.
+    client and the token itself is never a dict key. Each binding uses one adapter at a time;
+    an adapter no binding uses any more (the last one was deleted, or moved to another host or
+    PAT) is closed and dropped, so its connection pool does not outlive its users.
     """
 
     def __init__(self, cloud: cloud_settings.CloudSettings) -> None:
         self._cloud = cloud
         self._strategy: identity.DatabricksCredentials | None = None
         self._adapters: dict[tuple[str, str], CountedWorkspace] = {}
+        self._users: dict[str, tuple[str, str]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
-    def __call__(self, host: str, token: errors.SecretText | None) -> Workspace:
+    def __len__(self) -> int:
+        return len(self._adapters)
+
+    def _unused(self) -> list[CountedWorkspace]:
+        used = set(self._users.values())
+        return [self._adapters.pop(key) for key in list(self._adapters) if key not in used]
+
+    async def release(self, user: str) -> None:
+        """Binding ``user`` is gone: close the adapters nobody uses any more."""
+        self._users.pop(user, None)
+        for adapter in self._unused():
+            await adapter.close()
+
+    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> Workspace:
         if token is None:
             key = (host, "")
         else:
             key = (host, hashlib.sha256(token.reveal().encode()).hexdigest())
+        previous = self._users.get(user)
+        self._users[user] = key
+        if previous is not None and previous != key:
+            # This binding moved (new host or PAT): its old adapter may have no user left.
+            for unused in self._unused():
+                task = asyncio.get_running_loop().create_task(unused.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
         found = self._adapters.get(key)
         if found is None:
             if token is None:
@@ -672,16 +881,16 @@ class KubernetesSecrets:
 
 
 _PORTS: list[Ports] = []
-#: Consecutive failed passes per binding (for backoff and the once-per-streak event).
-_FAILURES: dict[str, int] = {}
 
 
 def production_ports(rt: runtime.Runtime) -> Ports:
     """The production ports, built once per process on first use."""
     if not _PORTS:
+        cache = AdapterCache(rt.cloud)
+        rt.tracked["databricks_clients"] = cache.__len__
         _PORTS.append(
             Ports(
-                workspaces=AdapterCache(rt.cloud),
+                workspaces=cache,
                 secrets=KubernetesSecrets(),
                 bindings=reporting.KubernetesStatusWriter(plural=DSB),
             )
@@ -705,22 +914,31 @@ async def loop(
     obj = binding_key(namespace, name)
     memory = rt.memory(obj)
     crashes = 0
-    while not stopped:
-        try:
-            async with memory.lock:
-                wait = await pass_(rt, port, namespace, name)
-            crashes = 0
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # The API server refused a read or a status write: retry the whole pass.
-            crashes += 1
-            wait = schedule.backoff_delay(crashes, key=obj)
-            logger.warning("%s: pass failed (%s); retrying in %.0fs", obj, type(exc).__name__, wait)
-            logger.debug("binding pass failure of %s", obj, exc_info=exc)
-        if stopped:
-            return
-        await _sleep(rt, obj, wait, stopped)
+    try:
+        while not stopped:
+            try:
+                async with memory.lock:
+                    wait = await pass_(rt, port, namespace, name)
+                crashes = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The API server refused a read or a status write: retry the whole pass.
+                crashes += 1
+                wait = schedule.backoff_delay(crashes, key=obj)
+                logger.warning(
+                    "%s: pass failed (%s); retrying in %.0fs", obj, type(exc).__name__, wait
+                )
+                logger.debug("binding pass failure of %s", obj, exc_info=exc)
+            if stopped:
+                return
+            await _sleep(rt, obj, wait, stopped)
+    finally:
+        # kopf ends a binding's daemon when the binding is being deleted (or the operator
+        # stops): nothing of it stays behind, including a Databricks client only it used. A
+        # pass that ran after the DELETED event forgot it would otherwise bring it back.
+        rt.forget(obj)
+        await port.workspaces.release(obj)
 
 
 async def _sleep(rt: runtime.Runtime, obj: str, seconds: float | None, stopped: Any) -> None:
@@ -760,11 +978,6 @@ def wake_bindings_of(rt: runtime.Runtime, index: Any, namespace: str, name: str)
     return woken
 
 
-# What each sps looked like to us last time; first sight counts as a change (a binding may
-# be waiting for a source that only now appears).
-_SEEN_SOURCES: dict[str, Hashable] = {}
-
-
 def _runtime(memo: Any) -> runtime.Runtime:
     rt = memo.get("runtime")
     if not isinstance(rt, runtime.Runtime):
@@ -797,7 +1010,8 @@ async def binding_spec_changed(
     if type == "DELETED":
         # Nothing to undo in Databricks: the value stays where its consumers read it.
         rt.forget(obj)
-        _FAILURES.pop(obj, None)
+        if _PORTS:
+            await _PORTS[0].workspaces.release(obj)
         return
     fingerprint = (meta.get("generation"), bool(meta.get("deletionTimestamp")))
     rt.wakers.wake_if_changed(obj, fingerprint)
@@ -812,10 +1026,15 @@ async def binding_source_changed(
     index = kwargs.get(BINDINGS_INDEX)
     if not isinstance(rt, runtime.Runtime) or index is None:
         return
-    obj = waking.key(namespace, name)
-    fingerprint = None if type == "DELETED" else source_fingerprint(body)
-    if obj not in _SEEN_SOURCES or _SEEN_SOURCES[obj] != fingerprint:
-        _SEEN_SOURCES[obj] = fingerprint
-        wake_bindings_of(rt, index, namespace or "", name)
     if type == "DELETED":
-        _SEEN_SOURCES.pop(obj, None)
+        # The sps's memory (where its last fingerprint lives) is forgotten with it; its
+        # bindings look once more and find their source gone.
+        wake_bindings_of(rt, index, namespace or "", name)
+        return
+    # What the sps looked like to us last time, kept in its memory; first sight (None) counts
+    # as a change: a binding may be waiting for a source that only now appears.
+    memory = rt.memory(waking.key(namespace, name))
+    fingerprint = source_fingerprint(body)
+    if memory.source_seen != fingerprint:
+        memory.source_seen = fingerprint
+        wake_bindings_of(rt, index, namespace or "", name)

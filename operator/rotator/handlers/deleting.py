@@ -8,8 +8,12 @@
   nobody and is removed from Graph, so no orphan outlives the resource. An idle resource gets
   no cloud call.
 * ``Revoke`` removes from Graph the current secret, every retiring one and any credential of
-  an in-flight rotation (before its Mint was recorded it is found by its unique displayName).
-  Key Vault is left as it is: its history is the audit trail.
+  an in-flight rotation (before its Mint was recorded it is found by its unique displayName),
+  then disables the Key Vault versions known to hold a revoked secret: current's version
+  (normally the latest, which consumers read), an in-flight rotation's stored version and its
+  staging version. Versions are disabled, never deleted: the history stays as the audit trail,
+  and the latest no longer hands out a dead secret as if it were live. (Retiring secrets'
+  versions are not recorded in status, and are not the latest.)
 
 RotationPolicy is checked before any cloud call: a resource no policy allows gets none, even
 on delete (a Warning event says what was not done).
@@ -20,6 +24,7 @@ object, so it acts on the latest journal, not on the body kopf saw at deletion t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +44,36 @@ def credentials_to_revoke(status: models.ServicePrincipalSecretStatus) -> list[s
     found.extend(r.key_id for r in status.retiring)
     if status.rotation is not None and status.rotation.key_id is not None:
         found.append(status.rotation.key_id)
+    return list(dict.fromkeys(found))
+
+
+@dataclasses.dataclass(frozen=True)
+class VaultVersion:
+    """One Key Vault version to disable: secret name and version."""
+
+    name: str
+    version: str
+
+
+def versions_to_disable(
+    spec: models.ServicePrincipalSecretSpec, status: models.ServicePrincipalSecretStatus
+) -> list[VaultVersion]:
+    """The Key Vault versions holding a secret ``Revoke`` removes, as far as status knows.
+
+    Current's version under the real name; an in-flight rotation's stored version (the latest
+    once Store ran) and its staging version (enabled until Promote disables it).
+    """
+    name = spec.key_vault.secret_name
+    found: list[VaultVersion] = []
+    if status.current is not None and status.current.key_vault_version:
+        found.append(VaultVersion(name, status.current.key_vault_version))
+    journal = status.rotation
+    if journal is not None and journal.key_id is not None:
+        if journal.key_vault_version:
+            found.append(VaultVersion(name, journal.key_vault_version))
+        if journal.staging_version:
+            staging = rotation.staging_secret_name(name)
+            found.append(VaultVersion(staging, journal.staging_version))
     return list(dict.fromkeys(found))
 
 
@@ -96,13 +131,38 @@ async def _apply(rt: runtime.Runtime, body: Mapping[str, Any]) -> None:
         async with rt.limits.graph_read(subject.tenant):
             listed = await rt.graph.list_passwords(subject.tenant, subject.app, subject.owner)
         revoke.extend(p.key_id for p in listed if p.display_name == journal.display_name)
+    # Graph first, Key Vault second. A version is disabled only once its secret is revoked:
+    # disabling first and then failing to revoke (403 from Graph, a permanent error that ends
+    # the finalizer) would leave a live credential whose only stored copy nobody can read.
+    # Crash safety: the finalizer stays until this handler succeeds, and status is not
+    # written here, so a crash or error anywhere in between re-runs all of it on kopf's next
+    # attempt: removePassword of a credential already gone counts as removed, disabling a
+    # version twice changes nothing, and one already deleted by hand is skipped.
     for key_id in revoke:
         await rotating.remove(subject, key_id, reasons.DELETED, "deletionPolicy Revoke")
+    disabled = await _disable(subject, versions_to_disable(spec, status))
     subject.event(
         "Normal",
         reasons.DELETED,
-        f"deletionPolicy Revoke: removed {len(revoke)} credential(s) from Graph",
+        f"deletionPolicy Revoke: removed {len(revoke)} credential(s) from Graph and disabled "
+        f"{disabled} Key Vault version(s) that held them",
     )
+
+
+async def _disable(subject: subjects.Subject, versions: list[VaultVersion]) -> int:
+    """Disable each version (already gone: skipped); how many were disabled."""
+    vault = subject.spec.key_vault.vault_url
+    done = 0
+    for found in versions:
+        try:
+            await subject.rt.vault.disable(vault, found.name, found.version)
+        except errors.NotFound:
+            logger.info(
+                "%s: version %s of %s is already gone", subject.key, found.version, found.name
+            )
+            continue
+        done += 1
+    return done
 
 
 async def _abandon_in_flight(subject: subjects.Subject, journal: models.RotationJournal) -> None:

@@ -110,6 +110,7 @@ async def startup(
     )
     rt, closers = build_runtime(config, cloud, kwargs)
     memo["runtime"] = rt
+    metrics.track_sizes(rt.sizes)
     memo["closers"] = closers
     logger.info(
         "rotator started: policies %s, at most %d concurrent rotations, %.1f Graph writes/s "

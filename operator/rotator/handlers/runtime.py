@@ -3,6 +3,11 @@
 Built once by the start-up handler (:mod:`rotator.handlers.registering`) and kept in kopf's
 ``memo``; unit tests build one with fakes at the :mod:`rotator.handlers.ports` boundary.
 Per-object memory lives only in this process: what must survive a restart is in status.
+
+Everything kept per object, tenant, application or workspace is dropped when it goes away:
+:meth:`Runtime.forget` (called when an object is deleted, and when its daemon ends) drops its
+memory and wake-up entry and prunes the limiter's idle entries. :meth:`Runtime.sizes` counts
+what is held; ``rotator_tracked_objects`` shows it, so a leak is visible in production.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 from rotator import settings as operator_settings
 from rotator.clouds import settings as cloud_settings
@@ -37,6 +42,14 @@ class Memory:
     seen              this process has reconciled the object once (the first pass honours a
                       retry time that an earlier process wrote to status)
     lock              held by the daemon while it reconciles; the delete handler waits for it
+
+    Bindings only:
+    failures          consecutive failed passes (backoff, and one event per streak)
+    scope_checked     when the Databricks scope's value was last compared with the source
+    source_digest     (Key Vault version, SHA-256 of its value): spares a Key Vault read per
+                      drift check; in memory only, never logged, never in status
+    unreadable        why the scope's value could not be read back (the event said so once)
+    source_seen       (of a ServicePrincipalSecret) what its bindings read from it, last seen
     """
 
     texts: dict[str, errors.SecretText] = dataclasses.field(default_factory=dict)
@@ -45,6 +58,11 @@ class Memory:
     stalled_on: tuple[int, str | None] | None = None
     seen: bool = False
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    failures: int = 0
+    scope_checked: dt.datetime | None = None
+    source_digest: tuple[str, bytes] | None = dataclasses.field(default=None, repr=False)
+    unreadable: str | None = None
+    source_seen: Hashable = None
 
 
 @dataclasses.dataclass
@@ -69,14 +87,31 @@ class Runtime:
     #: ServicePrincipalSecrets of the same application account for (a kopf index).
     accounted_elsewhere: Callable[[str, str, str], frozenset[str]] = lambda _t, _a, _k: frozenset()
     memories: dict[str, Memory] = dataclasses.field(default_factory=dict)
+    #: More structures to count in :meth:`sizes` (the bindings' Databricks clients).
+    tracked: dict[str, Callable[[], int]] = dataclasses.field(default_factory=dict)
 
     def memory(self, obj: str) -> Memory:
-        """The memory of object ``obj`` (``namespace/name``), created on first use."""
-        if obj not in self.memories:
-            self.memories[obj] = Memory()
-        return self.memories[obj]
+        """The memory of object ``obj`` (``namespace/name``), created on first use.
+
+        Its daemon calls this first, which also makes the object wakeable.
+        """
+        found = self.memories.get(obj)
+        if found is None:
+            found = self.memories[obj] = Memory()
+            self.wakers.register(obj)
+        return found
 
     def forget(self, obj: str) -> None:
-        """Drop everything about a deleted object."""
+        """Drop everything about a deleted object (and whatever limiter entry is idle now)."""
         self.memories.pop(obj, None)
         self.wakers.forget(obj)
+        self.limits.prune()
+
+    def sizes(self) -> dict[str, int]:
+        """Entries held per structure; all 0 once every object is gone and nothing runs."""
+        return {
+            "memories": len(self.memories),
+            "wakers": len(self.wakers),
+            **self.limits.sizes(),
+            **{name: size() for name, size in self.tracked.items()},
+        }

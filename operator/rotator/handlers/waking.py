@@ -5,6 +5,12 @@ retry backoff, the drift check) and sleeps until then. Watch events wake it earl
 ``rotator.dev/rotate`` change of the object itself, a binding that reports a sync, a
 RotationPolicy or namespace label change. A wake-up only runs the pure decision; it makes a
 cloud call only if the decision needs one.
+
+Only objects whose daemon is running have an entry (:meth:`Wakers.register`, done by
+:meth:`rotator.handlers.runtime.Runtime.memory` when the daemon starts), and it is dropped with
+the object (:meth:`Wakers.forget`). Waking an object nobody registered does nothing: its
+daemon, when it starts, begins with a pass anyway; and a binding that names a
+ServicePrincipalSecret which does not exist must not leave an entry behind for it.
 """
 
 from __future__ import annotations
@@ -27,10 +33,14 @@ class Wakers:
         self._seen: dict[str, Hashable] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _event(self, obj: str) -> asyncio.Event:
+    def register(self, obj: str) -> None:
+        """Make ``obj`` wakeable: its daemon started (a wake-up from now on is never lost)."""
         if obj not in self._events:
             self._events[obj] = asyncio.Event()
-        return self._events[obj]
+
+    def __len__(self) -> int:
+        """How many objects have an entry (the ``rotator_tracked_objects`` gauge, tests)."""
+        return len(self._events.keys() | self._seen.keys())
 
     def _set(self, event: asyncio.Event) -> None:
         # kopf runs sync handlers in worker threads; an asyncio.Event must be set from its
@@ -44,8 +54,10 @@ class Wakers:
         event.set()
 
     def wake(self, obj: str) -> None:
-        """Make the object's daemon look again now (safe from any thread)."""
-        self._set(self._event(obj))
+        """Make the object's daemon look again now (safe from any thread; unknown: nothing)."""
+        event = self._events.get(obj)
+        if event is not None:
+            self._set(event)
 
     def wake_all(self) -> None:
         """Every known object looks again (a policy or namespace changed)."""
@@ -68,7 +80,9 @@ class Wakers:
     async def sleep(self, obj: str, seconds: float | None) -> bool:
         """Sleep up to ``seconds`` (None: until woken); True if woken early."""
         self._loop = asyncio.get_running_loop()
-        event = self._event(obj)
+        # A daemon still finishing after its object was forgotten sleeps on an event of its
+        # own: nobody wakes a deleted object, and it must not come back into the map.
+        event = self._events.get(obj) or asyncio.Event()
         woken = False
         if not event.is_set():
             with contextlib.suppress(TimeoutError):

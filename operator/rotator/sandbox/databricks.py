@@ -19,6 +19,11 @@ What the operator depends on, copied from the real service:
   and ``run-now`` on it restarts it (trigger ``CONTINUOUS_RESTART``);
 - a Key-Vault-backed scope is read-only (400 ``BAD_REQUEST``) and can only be created with an
   Azure AD token, not a PAT;
+- ``secrets/get`` (the drift check reads a value back) needs READ on the scope (workspace
+  admins have it) and answers ``{"key", "value"}`` with the value base64-encoded; a missing
+  scope or key is 404 ``RESOURCE_DOES_NOT_EXIST``. Databricks documents it as DBUtils-only and
+  may answer others 400 ``BAD_REQUEST``: inject that with a fault rule on
+  ``databricks.getSecret`` (the emulator itself serves any READ principal);
 - unknown jobs, runs and clusters answer 400 ``INVALID_PARAMETER_VALUE`` "... does not exist"
   (the SDK turns the ``get`` calls into ``ResourceDoesNotExist`` with its own overrides);
 - errors are ``{"error_code", "message"}``; a missing credential is 401, an unknown one 403
