@@ -726,3 +726,21 @@ async def test_a_stored_rotation_is_promoted_not_superseded() -> None:
     await run(w)
     assert key_id in w.graph.passwords
     assert first.key_id in [r.key_id for r in w.api.status().retiring]
+
+
+async def test_near_expiry_a_permanent_failure_is_retried_with_growing_backoff() -> None:
+    w = fakes.world()
+    first = await issue_then_reach_rotation_time(w)
+    spec = models.ServicePrincipalSecretSpec.from_body(w.api.body)
+    w.clock.advance(first.expires_at - triggers.expiry_margin(spec) - w.clock.now())
+    waits = []
+    for _ in range(4):
+        w.verifier.fail.append(errors.VerificationFailed("tenant not found", kind="tenant"))
+        wait = await run(w)
+        assert wait is not None
+        waits.append(wait)
+        w.clock.advance(dt.timedelta(seconds=wait))
+    assert waits == sorted(waits) and waits[-1] >= 4 * waits[0]  # spread over the margin
+    assert len([c for c in w.graph.calls if c[0] == "add"]) == 1 + 4  # one mint per attempt
+    assert w.api.status().current == first  # still the old one; nothing was left behind
+    assert set(w.graph.passwords) == {first.key_id}

@@ -243,10 +243,14 @@ async def _failed(
         subject.event("Warning", reason, f"{exc.message}; retrying in {delay:.0f}s")
         return delay
     await _stall(subject, exc)
-    if triggers.at_risk(subject.spec, subject.status, now):
-        # Expiry always wins: near expiry a permanent failure is retried with backoff too
-        # (Stalled still tells a human what is wrong).
-        delay = schedule.backoff_delay(subject.status.failures, key=subject.key)
+    current = subject.status.current
+    if current is not None and triggers.at_risk(subject.spec, subject.status, now):
+        # Expiry always wins: near expiry a permanent failure is retried too (Stalled still
+        # tells a human what is wrong), backing off with each attempt made inside the margin
+        # so the storm limit's budget is spread over it rather than spent in a minute.
+        urgent = triggers.urgent_at(subject.spec, current)
+        tries = sum(1 for started in subject.status.recent_rotations if started >= urgent)
+        delay = schedule.backoff_delay(max(tries, 1), key=subject.key)
         memory.retry_at = now + dt.timedelta(seconds=delay)
         return delay
     return _next_wake(subject, gated=True, since=since)
@@ -378,7 +382,13 @@ def _observe_expiry(subject: subjects.Subject) -> None:
     risk = triggers.at_risk(subject.spec, subject.status, now)
     metrics.EXPIRING_WITHOUT_REPLACEMENT.labels(**labels).set(1 if risk else 0)
     ready = conditions.find(subject.status.conditions, conditions.READY)
-    if risk and now < current.expires_at and (ready is None or ready.reason != _AT_RISK):
+    suspended = subject.spec.suspend  # Ready says Suspended then; no event on every pass
+    if (
+        risk
+        and not suspended
+        and now < current.expires_at
+        and (ready is None or ready.reason != _AT_RISK)
+    ):
         subject.event(
             "Warning",
             _AT_RISK,
