@@ -143,7 +143,9 @@ def pod_of(deployment: dict[str, Any]) -> dict[str, Any]:
 
 DURATION = {
     "type": "string",
-    "pattern": "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+    "pattern": (
+        "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+    ),
 }
 RELABELINGS = {
     "type": "array",
