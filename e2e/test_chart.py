@@ -373,10 +373,11 @@ def test_install_upgrade_with_a_changed_crd_and_uninstall_keeping_crds_and_objec
     refused = apply(kubectl, [with_comment], "--dry-run=server", check=False)
     assert refused.returncode != 0 and 'unknown field "spec.comment"' in refused.stderr
 
+    newer = chart_with_new_field(tmp_path)
     helm(
         "upgrade",
         "rotator",
-        str(chart_with_new_field(tmp_path)),
+        str(newer),
         "--namespace",
         "rotator-system",
         "--reuse-values",
@@ -392,6 +393,31 @@ def test_install_upgrade_with_a_changed_crd_and_uninstall_keeping_crds_and_objec
         uid(kubectl, "rotationpolicy", "data-eng"),
         uid(kubectl, "sps", "etl-sp", "data-eng"),
     ) == before
+
+    # Turning the CRDs off on the release drops them from it, and keep leaves them in place.
+    helm(
+        "upgrade",
+        "rotator",
+        str(newer),
+        "--namespace",
+        "rotator-system",
+        "--reuse-values",
+        "--set",
+        "crds.enabled=false",
+    )
+    for name in CRD_NAMES:
+        assert crd(kubectl, name) is not None, f"{name} was deleted by crds.enabled=false"
+    assert uid(kubectl, "sps", "etl-sp", "data-eng") == before[1]
+    helm(
+        "upgrade",
+        "rotator",
+        str(newer),
+        "-n",
+        "rotator-system",
+        "--reuse-values",
+        "--set",
+        "crds.enabled=true",
+    )
 
     removed = helm("uninstall", "rotator", "--namespace", "rotator-system")
     assert "kept due to the resource policy" in removed.stdout + removed.stderr
