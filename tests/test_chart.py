@@ -217,6 +217,15 @@ def test_names_derive_from_the_full_name() -> None:
     assert names == {"ops-rotator", "ops-rotator-operator", "ops-rotator-metrics"}
 
 
+def test_name_override_renames_objects_and_the_name_label() -> None:
+    docs = render("--set", "nameOverride=keys", release="x")
+    deployment = only(docs, "Deployment")
+    assert deployment["metadata"]["name"] == "x-keys"
+    assert deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "keys"
+    assert only(docs, "ClusterRole")["metadata"]["name"] == "x-keys-operator"
+    assert "--leader-election-id=x-keys-leader" in container(docs)["args"]
+
+
 def test_two_releases_do_not_collide() -> None:
     def identities(release: str) -> set[tuple[str, str, str]]:
         docs = render(release=release, namespace="shared")
