@@ -205,7 +205,11 @@ def test_non_default_pod_settings() -> None:
 def test_non_default_extra_args_and_env() -> None:
     c = container(non_default())
     assert c["args"][-1] == "--request-timeout=30"
-    assert {"name": "ROTATOR_CA_BUNDLE", "value": "/etc/ssl/extra.pem"} in c["env"]
+    assert {"name": "ROTATOR_CA_BUNDLE", "value": "/etc/rotator-ca/extra.pem"} in c["env"]
+    mount = {"name": "extra-ca", "mountPath": "/etc/rotator-ca", "readOnly": True}
+    assert mount in c["volumeMounts"]
+    volumes = only(non_default(), "Deployment")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "extra-ca", "configMap": {"name": "corporate-ca"}} in volumes
     assert "--standalone" in c["args"] and "--leader-elect" not in c["args"]
     assert "--no-enforce-policies" not in c["args"]
 
