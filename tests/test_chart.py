@@ -413,6 +413,16 @@ def test_schema_requires_namespaces_when_not_clusterwide() -> None:
     assert "at '/watch/namespaces': minItems: got 0, want 1" in done.stderr
 
 
+def test_schema_refuses_several_replicas_without_leader_election() -> None:
+    # Standalone replicas would each work every object: one at most.
+    flags = ("--set", "leaderElection.enabled=false")
+    done = run_helm("template", "r", str(CHART), *KUBE, *REQUIRED, *flags)
+    assert done.returncode != 0
+    assert "at '/replicas': maximum: got 2, want 1" in done.stderr
+    done = run_helm("template", "r", str(CHART), *KUBE, *REQUIRED, *flags, "--set", "replicas=1")
+    assert done.returncode == 0, done.stderr
+
+
 def test_schema_is_valid_json_schema_draft_07() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
