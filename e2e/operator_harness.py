@@ -11,7 +11,7 @@ Session fixtures
   emulator state without racing a request); ``count``/``requests``/``add_fault``/``clear_faults``
   take an optional emulator ``url``; ``minted_secrets()`` is every secret text Graph ever
   handed out in this session, including revoked ones (for the leak check).
-- ``operator_rbac``: ``crds/`` and ``charts/rotator/crds/`` applied, the chart's RBAC rendered
+- ``operator_rbac``: ``crds/`` applied (the chart's CRDs come from it), the chart's RBAC rendered
   by ``helm template`` with the control plane's operator identity as an extra subject, applied.
   The operator therefore runs with exactly the chart's rights, nothing more.
 - ``operator_process``: :class:`OperatorProcess`, ``python -m rotator.cli run -A --standalone``
@@ -568,6 +568,18 @@ def helm_binary() -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def helm_template_flags() -> list[str]:
+    """What every ``helm template`` of the chart needs here: the testbed's Kubernetes version
+    (a helm built by ``go install`` assumes 1.20, below the chart's kubeVersion) and the one
+    value the chart requires, a workload identity client id (a dummy: nothing authenticates)."""
+    return [
+        "--kube-version",
+        cp.versions()[0],
+        "--set",
+        "azure.workloadIdentity.clientId=00000000-0000-0000-0000-000000000000",
+    ]
+
+
 def render_rbac(helm: str, user: str) -> list[dict[str, Any]]:
     """The chart's RBAC objects, with ``user`` bound as an extra subject."""
     done = subprocess.run(
@@ -580,6 +592,7 @@ def render_rbac(helm: str, user: str) -> list[dict[str, Any]]:
             OPERATOR_NAMESPACE,
             "--show-only",
             "templates/rbac.yaml",
+            *helm_template_flags(),
             "--set",
             "rbac.extraSubjects[0].kind=User",
             "--set",
@@ -618,7 +631,6 @@ def kube(kubectl: Kubectl, kube_client: Any) -> Kube:
 def operator_rbac(
     controlplane: cp.ControlPlane, kubectl: Kubectl, crds: Any
 ) -> list[dict[str, Any]]:
-    kubectl("apply", "-f", str(REPO / "charts" / "rotator" / "crds"))
     kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
     rendered = render_rbac(helm_binary(), controlplane.operator.user)
     Kube(kubectl, None).apply(*rendered)

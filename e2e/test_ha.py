@@ -46,6 +46,7 @@ def chart_args() -> list[str]:
             h.OPERATOR_NAMESPACE,
             "--show-only",
             "templates/deployment.yaml",
+            *h.helm_template_flags(),
         ],
         capture_output=True,
         text=True,
