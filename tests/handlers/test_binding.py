@@ -19,7 +19,7 @@ from rotator import metrics
 from rotator.clouds import databricks
 from rotator.clouds import settings as cloud_settings
 from rotator.core import errors, models, schedule
-from rotator.handlers import binding, waking
+from rotator.handlers import binding, ports, waking, wiring
 from tests.handlers import fakes
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
@@ -154,7 +154,7 @@ class Env:
         self.released: list[str] = []
         if source_ready:
             self.issue(VALUE, "key-1")
-        self.ports = binding.Ports(workspaces=self, secrets=self.secrets, bindings=self.api)
+        self.ports = ports.BindingPorts(workspaces=self, secrets=self.secrets, bindings=self.api)
 
     def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> FakeWorkspace:
         assert host == HOST
@@ -596,7 +596,7 @@ async def test_a_deleted_binding_leaves_nothing_in_memory() -> None:
     rt = env.w.rt
     names = [f"b{i}" for i in range(5)]
 
-    async def pass_(rt_: Any, port: binding.Ports, namespace: str, name: str) -> float | None:
+    async def pass_(rt_: Any, port: ports.BindingPorts, namespace: str, name: str) -> float | None:
         body = dsb_body()
         body["metadata"]["name"] = name
         env.api.body = body
@@ -644,7 +644,7 @@ async def test_a_source_fingerprint_is_kept_in_the_sps_memory_and_goes_with_it()
 
 
 async def test_adapter_cache_closes_a_client_once_no_binding_uses_it() -> None:
-    cache = binding.AdapterCache(cloud_settings.CloudSettings())
+    cache = wiring.AdapterCache(cloud_settings.CloudSettings())
     token, rotated = errors.SecretText("dapi-1"), errors.SecretText("dapi-2")
     first = cache(HOST, token, user="ns/dsb:a")
     assert cache(HOST, token, user="ns/dsb:b") is first

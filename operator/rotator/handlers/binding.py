@@ -32,9 +32,12 @@ no call at all.
 Per-binding state lives in the runtime's memory and is dropped, along with the binding's
 Databricks client when no other binding uses it, when the binding's daemon ends.
 
-Everything outside the process goes through :class:`Ports` (Databricks workspaces, the
-Kubernetes Secret holding a PAT, the binding's own status) or the shared runtime (Key Vault,
-policies, events, clock), so unit tests swap fakes in at exactly that boundary.
+Everything outside the process goes through :class:`ports.BindingPorts` (Databricks
+workspaces, the Kubernetes Secret holding a PAT, the binding's own status) or the shared runtime
+(Key Vault, policies, events, clock), so unit tests swap fakes in at exactly that boundary. The
+source is resolved in :mod:`rotator.handlers.sourcing`, the Databricks work is done in
+:mod:`rotator.handlers.delivering`, and the production adapters are in
+:mod:`rotator.handlers.wiring`; this module decides, records and schedules.
 """
 
 from __future__ import annotations
@@ -42,19 +45,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import kopf
 
 from rotator import metrics
-from rotator.clouds import databricks, identity
-from rotator.clouds import settings as cloud_settings
-from rotator.core import conditions, errors, jobrefs, models, policies, reasons, schedule
-from rotator.handlers import ports, reporting, runtime, waking, wiring
+from rotator.core import conditions, errors, models, policies, reasons, schedule
+from rotator.handlers import delivering, ports, reporting, runtime, sourcing, waking
 
 logger = logging.getLogger(__name__)
 
@@ -74,348 +73,12 @@ def binding_key(namespace: str | None, name: str) -> str:
     return waking.key(namespace, _KEY_PREFIX + name)
 
 
-# --- ports: the outside world of this module --------------------------------------------------
-
-
-class Workspace(Protocol):
-    """One Databricks workspace (shaped like :class:`databricks.DatabricksAdapter`)."""
-
-    async def get_scope(self, name: str) -> databricks.ScopeInfo | None: ...
-
-    async def create_scope(self, name: str) -> None: ...
-
-    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None: ...
-
-    async def secret_digest(self, scope: str, key: str) -> bytes | None: ...
-
-    async def resolve_job(
-        self, *, job_id: int | None = None, job_name: str | None = None
-    ) -> int: ...
-
-    async def get_job_settings(self, job_id: int) -> dict[str, Any]: ...
-
-    async def update_job(self, job_id: int, new_settings: dict[str, Any]) -> None: ...
-
-    async def active_runs(self, job_id: int) -> list[int]: ...
-
-    async def cancel_run(self, run_id: int) -> None: ...
-
-
-class Workspaces(Protocol):
-    """A workspace client for ``host``: the operator's identity (token None) or a PAT.
-
-    ``user`` is the binding asking; :meth:`release` says it is gone, so a client no binding
-    uses any more can be closed.
-    """
-
-    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> Workspace: ...
-
-    async def release(self, user: str) -> None: ...
-
-
-class SecretReader(Protocol):
-    """Reads one key of a Kubernetes Secret in the binding's namespace (a PAT)."""
-
-    async def read(self, namespace: str, name: str, key: str) -> errors.SecretText: ...
-
-
-@dataclasses.dataclass
-class Ports:
-    """What a binding pass talks to besides the shared runtime."""
-
-    workspaces: Workspaces
-    secrets: SecretReader
-    bindings: ports.StatusWriter  # reads and status-patches DatabricksSecretBindings
-
-
-# --- the source ---------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """The value a binding must deliver: one Key Vault version (and its Graph keyId, if any)."""
-
-    vault_url: str
-    secret_name: str
-    version: str
-    key_id: str | None = None
-    label: str = ""  # how messages name it
-
-
-class SourceNotReady(Exception):
-    """The referenced ServicePrincipalSecret does not exist or has no current secret yet."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-async def resolve_source(
-    rt: runtime.Runtime, namespace: str, spec: models.DatabricksSecretBindingSpec
-) -> Source:
-    """The source's current version: sps status (an API read) or Key Vault latest (a cloud call)."""
-    ref = spec.source.service_principal_secret_ref
-    if ref is not None:
-        body = await rt.status.read(namespace, ref.name)
-        if body is None:
-            raise SourceNotReady(f"ServicePrincipalSecret {ref.name!r} does not exist")
-        try:
-            sps_spec = models.ServicePrincipalSecretSpec.from_body(body)
-            sps_status = models.ServicePrincipalSecretStatus.from_dict(body.get("status"))
-        except errors.PermanentError:
-            raise SourceNotReady(
-                f"ServicePrincipalSecret {ref.name!r} has an invalid spec or status"
-            ) from None
-        current = sps_status.current
-        if current is None or not current.key_vault_version:
-            raise SourceNotReady(f"ServicePrincipalSecret {ref.name!r} has no current secret yet")
-        return Source(
-            vault_url=sps_spec.key_vault.vault_url,
-            secret_name=sps_spec.key_vault.secret_name,
-            version=current.key_vault_version,
-            key_id=current.key_id,
-            label=f"ServicePrincipalSecret {ref.name!r} (secret {current.key_id})",
-        )
-    source = spec.source.key_vault
-    assert source is not None  # the spec model guarantees exactly one source
-    latest = await rt.vault.latest(source.vault_url, source.secret_name)
-    if latest is None:
-        raise errors.NotFound(
-            f"Key Vault secret {source.secret_name!r} does not exist in {source.vault_url}"
-        )
-    if not latest.enabled:
-        raise errors.PermanentError(
-            f"the latest version of Key Vault secret {source.secret_name!r} in "
-            f"{source.vault_url} is disabled; consumers cannot read it",
-            reasons.KEY_VAULT_ERROR,
-        )
-    return Source(
-        vault_url=source.vault_url,
-        secret_name=source.secret_name,
-        version=latest.version,
-        label=f"Key Vault secret {source.secret_name!r}",
-    )
-
-
-# --- the sync -----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class JobOutcome:
-    """What a sync did to one job; ``error`` set when it failed."""
-
-    status: models.JobStatus
-    error: errors.RotatorError | None = None
-
-
-def scope_reads_vault(scope: databricks.ScopeInfo, vault_url: str) -> bool:
-    """Whether a Key-Vault-backed scope reads ``vault_url`` (origins compared normalised)."""
-    if not scope.keyvault_dns:
-        return False
-    try:
-        return models.normalize_url(scope.keyvault_dns.rstrip("/")) == models.normalize_url(
-            vault_url
-        )
-    except ValueError:
-        return False
-
-
-def is_continuous(settings: Mapping[str, Any]) -> bool:
-    """A continuous job that is not paused: cancelling its run makes Databricks start another."""
-    continuous = settings.get("continuous")
-    return isinstance(continuous, Mapping) and continuous.get("pause_status") != "PAUSED"
-
-
-def check_keyvault_scope(
-    spec: models.DatabricksSecretBindingSpec, scope: databricks.ScopeInfo, source: Source
-) -> None:
-    """A Key-Vault-backed scope must read the source's vault and secret (PermanentError if not).
-
-    Read-only in Databricks: the scope reads the vault itself, so there is nothing to write,
-    only to check that jobs referencing it will read the source's secret.
-    """
-    if not scope_reads_vault(scope, source.vault_url):
-        raise errors.PermanentError(
-            f"secret scope {spec.scope.name!r} is backed by Key Vault "
-            f"{scope.keyvault_dns or '(unknown)'}, not by the source vault "
-            f"{source.vault_url}; the binding never writes to a Key-Vault-backed scope",
-            reasons.DATABRICKS_ERROR,
-        )
-    if spec.scope.key != source.secret_name:
-        raise errors.PermanentError(
-            f"secret scope {spec.scope.name!r} is Key-Vault-backed, so key "
-            f"{spec.scope.key!r} reads the vault secret of that name; set scope.key to "
-            f"{source.secret_name!r}",
-            reasons.DATABRICKS_ERROR,
-        )
-
-
-def _digest_key(source: Source) -> str:
-    return f"{source.vault_url}|{source.secret_name}|{source.version}"
-
-
-def _digest(value: errors.SecretText) -> bytes:
-    # What Databricks stores for put_secret(string_value=...): the text's UTF-8 bytes.
-    return hashlib.sha256(value.reveal().encode()).digest()
-
-
-async def deliver_value(
-    rt: runtime.Runtime,
-    workspace: Workspace,
-    spec: models.DatabricksSecretBindingSpec,
-    source: Source,
-    memory: runtime.Memory | None = None,
-) -> None:
-    """Put the source version's value in the scope, or check a Key-Vault-backed scope."""
-    scope = await workspace.get_scope(spec.scope.name)
-    if scope is None:
-        if not spec.scope.create:
-            raise errors.NotFound(
-                f"secret scope {spec.scope.name!r} does not exist in {spec.workspace.host}; "
-                "create it or set scope.create: true"
-            )
-        await workspace.create_scope(spec.scope.name)
-    elif scope.backend == "AZURE_KEYVAULT":
-        check_keyvault_scope(spec, scope, source)
-        return
-    value = await rt.vault.read(source.vault_url, source.secret_name, source.version)
-    await workspace.put_secret(spec.scope.name, spec.scope.key, value)
-    if memory is not None:
-        # The next drift check compares against this without reading Key Vault again.
-        memory.source_digest = (_digest_key(source), _digest(value))
-
-
-async def source_digest(rt: runtime.Runtime, source: Source, memory: runtime.Memory) -> bytes:
-    """SHA-256 of the source version's value (versions never change: kept per version)."""
-    key = _digest_key(source)
-    if memory.source_digest is not None and memory.source_digest[0] == key:
-        return memory.source_digest[1]
-    digest = _digest(await rt.vault.read(source.vault_url, source.secret_name, source.version))
-    memory.source_digest = (key, digest)
-    return digest
-
-
-class ValueUnreadable(Exception):
-    """Databricks refused to give the scope's value back (no READ, or ``secrets/get`` is not
-    served outside notebooks): the value cannot be compared, which is no reason to stall."""
-
-    def __init__(self, error: errors.PermanentError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-async def scope_drift(
-    rt: runtime.Runtime,
-    workspace: Workspace,
-    spec: models.DatabricksSecretBindingSpec,
-    source: Source,
-    memory: runtime.Memory,
-) -> str | None:
-    """What is wrong with the scope (None: it holds the source's value). Reads, never writes.
-
-    Values are compared by digest, in memory; the message never carries a value or a digest.
-    A Key-Vault-backed scope holds no value of ours: it must still read the source vault.
-    """
-    name, key, host = spec.scope.name, spec.scope.key, spec.workspace.host
-    scope = await workspace.get_scope(name)
-    if scope is None:
-        return f"secret scope {name!r} no longer exists in {host}"
-    if scope.backend == "AZURE_KEYVAULT":
-        check_keyvault_scope(spec, scope, source)
-        return None
-    try:
-        found = await workspace.secret_digest(name, key)
-    except errors.PermanentError as exc:
-        raise ValueUnreadable(exc) from None
-    if found is None:
-        return f"key {key!r} is missing from secret scope {name!r} in {host}"
-    if not hmac.compare_digest(found, await source_digest(rt, source, memory)):
-        return (
-            f"key {key!r} of secret scope {name!r} in {host} no longer holds the value the "
-            "binding wrote (changed outside the operator)"
-        )
-    return None
-
-
-async def sync_job(
-    workspace: Workspace,
-    spec: models.DatabricksSecretBindingSpec,
-    job: models.JobRef,
-    *,
-    value_changed: bool,
-) -> JobOutcome:
-    """Point one job's clusters at the scope (writing only what changes); restart if asked."""
-    job_id = job.job_id
-    try:
-        job_id = await workspace.resolve_job(job_id=job.job_id, job_name=job.job_name)
-        settings = await workspace.get_job_settings(job_id)
-        update = jobrefs.ensure_secret_refs(
-            settings, spec.scope.name, spec.scope.key, job.env, job.spark_conf
-        )
-        if update is not None:
-            await workspace.update_job(job_id, update)
-        restarted = 0
-        notes: list[str] = []
-        if job.restart == "IfRunning" and (value_changed or update is not None):
-            if is_continuous(settings):
-                for run_id in await workspace.active_runs(job_id):
-                    await workspace.cancel_run(run_id)
-                    restarted += 1
-            else:
-                notes.append("not a continuous job: running clusters pick it up on their next run")
-        return JobOutcome(
-            models.JobStatus(
-                job_name=job.job_name,
-                job_id=job_id,
-                changed=update is not None,
-                restarted_runs=restarted,
-                message="; ".join(notes),
-            )
-        )
-    except errors.RotatorError as exc:
-        return JobOutcome(
-            models.JobStatus(job_name=job.job_name, job_id=job_id, message=exc.message), exc
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class SyncResult:
-    jobs: tuple[JobOutcome, ...]
-
-    @property
-    def error(self) -> errors.RotatorError | None:
-        return next((j.error for j in self.jobs if j.error is not None), None)
-
-
-async def sync(
-    rt: runtime.Runtime,
-    workspace: Workspace,
-    spec: models.DatabricksSecretBindingSpec,
-    source: Source,
-    previous: models.DatabricksSecretBindingStatus,
-    memory: runtime.Memory | None = None,
-) -> SyncResult:
-    """The act step: value first, then the jobs that reference it (their order is the spec's)."""
-    await deliver_value(rt, workspace, spec, source, memory)
-    value_changed = (previous.synced_version, previous.synced_key_id) != (
-        source.version,
-        source.key_id,
-    )
-    outcomes = [
-        await sync_job(workspace, spec, job, value_changed=value_changed) for job in spec.jobs
-    ]
-    return SyncResult(tuple(outcomes))
-
-
-# --- one pass -----------------------------------------------------------------------------------
-
-
 @dataclasses.dataclass
 class Pass:
     """The binding being reconciled, and how to save its status and post its events."""
 
     rt: runtime.Runtime
-    io: Ports
+    io: ports.BindingPorts
     body: Mapping[str, Any]
     meta: models.ResourceMeta
     status: models.DatabricksSecretBindingStatus
@@ -480,7 +143,9 @@ async def stall(p: Pass, exc: errors.PermanentError) -> None:
     await p.save(p.status, ready=False, signal=signal, stalled=signal)
 
 
-async def reconcile(rt: runtime.Runtime, port: Ports, namespace: str, name: str) -> float | None:
+async def reconcile(
+    rt: runtime.Runtime, port: ports.BindingPorts, namespace: str, name: str
+) -> float | None:
     """One pass over one binding; returns the seconds until the next pass is due (None: woken)."""
     body = await port.bindings.read(namespace, name)
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -510,8 +175,8 @@ async def reconcile(rt: runtime.Runtime, port: Ports, namespace: str, name: str)
         # Nothing new can have happened that we would be told about: wait for the next look.
         return _until_next_check(p, spec, memory, now)
     try:
-        source = await resolve_source(rt, namespace, spec)
-    except SourceNotReady as exc:
+        source = await sourcing.resolve_source(rt, namespace, spec)
+    except sourcing.SourceNotReady as exc:
         signal = conditions.Signal(reasons.SOURCE_NOT_READY, exc.message)
         await p.save(p.status, ready=False, signal=signal, reconciling=signal)
         return None  # the source's status change wakes us
@@ -575,7 +240,7 @@ def _until_next_check(
     return max(1.0, (min(due) - now).total_seconds()) if due else None
 
 
-async def _workspace(p: Pass, spec: models.DatabricksSecretBindingSpec) -> Workspace:
+async def _workspace(p: Pass, spec: models.DatabricksSecretBindingSpec) -> ports.Workspace:
     """The binding's workspace client: the operator's identity, or the PAT it names."""
     token = None
     auth = spec.workspace.auth
@@ -585,13 +250,15 @@ async def _workspace(p: Pass, spec: models.DatabricksSecretBindingSpec) -> Works
     return p.io.workspaces(spec.workspace.host, token, user=p.key)
 
 
-async def check_scope(p: Pass, spec: models.DatabricksSecretBindingSpec, source: Source) -> None:
+async def check_scope(
+    p: Pass, spec: models.DatabricksSecretBindingSpec, source: sourcing.Source
+) -> None:
     """The drift check of a synced binding: repair a scope changed outside the operator."""
     memory = p.rt.memory(p.key)
     workspace = await _workspace(p, spec)
     try:
-        drift = await scope_drift(p.rt, workspace, spec, source, memory)
-    except ValueUnreadable as exc:
+        drift = await delivering.scope_drift(p.rt, workspace, spec, source, memory)
+    except delivering.ValueUnreadable as exc:
         # The binding did its job (it wrote the value); only the check cannot be made. Say so
         # once, not at every interval, and stay Ready.
         message = (
@@ -606,7 +273,7 @@ async def check_scope(p: Pass, spec: models.DatabricksSecretBindingSpec, source:
     else:
         memory.unreadable = None
     if drift is not None:
-        await deliver_value(p.rt, workspace, spec, source, memory)
+        await delivering.deliver_value(p.rt, workspace, spec, source, memory)
         metrics.DRIFT_REPAIRED.labels(what="databricks_scope_value").inc()
         p.event(
             "Warning",
@@ -624,7 +291,7 @@ async def check_scope(p: Pass, spec: models.DatabricksSecretBindingSpec, source:
     memory.scope_checked = p.rt.clock.now()
 
 
-def _up_to_date(p: Pass, source: Source) -> bool:
+def _up_to_date(p: Pass, source: sourcing.Source) -> bool:
     status = p.status
     return (
         status.synced_version == source.version
@@ -636,7 +303,7 @@ def _up_to_date(p: Pass, source: Source) -> bool:
 
 
 async def run_sync(
-    p: Pass, spec: models.DatabricksSecretBindingSpec, source: Source
+    p: Pass, spec: models.DatabricksSecretBindingSpec, source: sourcing.Source
 ) -> float | None:
     """Sync now: Reconciling first, then the cloud work, then the record (or the failure)."""
     rt = p.rt
@@ -653,7 +320,7 @@ async def run_sync(
     )
     try:
         workspace = await _workspace(p, spec)
-        result = await sync(rt, workspace, spec, source, p.status, memory)
+        result = await delivering.sync(rt, workspace, spec, source, p.status, memory)
     except errors.RotatorError as exc:
         return await failed(p, exc)
     jobs = tuple(o.status for o in result.jobs)
@@ -740,175 +407,19 @@ async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
     return delay
 
 
-# --- production ports ---------------------------------------------------------------------------
-
-
-class CountedWorkspace:
-    """:class:`Workspace` over a :class:`databricks.DatabricksAdapter`, every call counted."""
-
-    def __init__(self, adapter: databricks.DatabricksAdapter) -> None:
-        self._adapter = adapter
-
-    async def get_scope(self, name: str) -> databricks.ScopeInfo | None:
-        return await wiring.counted("databricks", "getScope", self._adapter.get_scope(name))
-
-    async def create_scope(self, name: str) -> None:
-        await wiring.counted("databricks", "createScope", self._adapter.create_scope(name))
-
-    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
-        await wiring.counted("databricks", "putSecret", self._adapter.put_secret(scope, key, value))
-
-    async def secret_digest(self, scope: str, key: str) -> bytes | None:
-        call = self._adapter.secret_digest(scope, key)
-        return await wiring.counted("databricks", "getSecret", call)
-
-    async def resolve_job(self, *, job_id: int | None = None, job_name: str | None = None) -> int:
-        call = self._adapter.resolve_job(job_id=job_id, job_name=job_name)
-        return await wiring.counted("databricks", "resolveJob", call)
-
-    async def get_job_settings(self, job_id: int) -> dict[str, Any]:
-        return await wiring.counted("databricks", "getJob", self._adapter.get_job_settings(job_id))
-
-    async def update_job(self, job_id: int, new_settings: dict[str, Any]) -> None:
-        call = self._adapter.update_job(job_id, new_settings)
-        await wiring.counted("databricks", "updateJob", call)
-
-    async def active_runs(self, job_id: int) -> list[int]:
-        return await wiring.counted("databricks", "listRuns", self._adapter.active_runs(job_id))
-
-    async def cancel_run(self, run_id: int) -> None:
-        await wiring.counted("databricks", "cancelRun", self._adapter.cancel_run(run_id))
-
-    async def close(self) -> None:
-        await self._adapter.close()
-
-
-class AdapterCache:
-    """:class:`Workspaces` for production: one adapter per (host, credential), shared.
-
-    Adapters built with a PAT are keyed by a digest of the token, so a rotated PAT gets a new
-    client and the token itself is never a dict key. Each binding uses one adapter at a time;
-    an adapter no binding uses any more (the last one was deleted, or moved to another host or
-    PAT) is closed and dropped, so its connection pool does not outlive its users.
-    """
-
-    def __init__(self, cloud: cloud_settings.CloudSettings) -> None:
-        self._cloud = cloud
-        self._strategy: identity.DatabricksCredentials | None = None
-        self._adapters: dict[tuple[str, str], CountedWorkspace] = {}
-        self._users: dict[str, tuple[str, str]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
-
-    def __len__(self) -> int:
-        return len(self._adapters)
-
-    def _unused(self) -> list[CountedWorkspace]:
-        used = set(self._users.values())
-        return [self._adapters.pop(key) for key in list(self._adapters) if key not in used]
-
-    async def release(self, user: str) -> None:
-        """Binding ``user`` is gone: close the adapters nobody uses any more."""
-        self._users.pop(user, None)
-        for adapter in self._unused():
-            await adapter.close()
-
-    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> Workspace:
-        if token is None:
-            key = (host, "")
-        else:
-            key = (host, hashlib.sha256(token.reveal().encode()).hexdigest())
-        previous = self._users.get(user)
-        self._users[user] = key
-        if previous is not None and previous != key:
-            # This binding moved (new host or PAT): its old adapter may have no user left.
-            for unused in self._unused():
-                task = asyncio.get_running_loop().create_task(unused.close())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
-        found = self._adapters.get(key)
-        if found is None:
-            if token is None:
-                if self._strategy is None:
-                    credential = identity.sync_credential(self._cloud)
-                    self._strategy = identity.DatabricksCredentials(credential)
-                adapter = databricks.DatabricksAdapter(
-                    host, self._cloud, credentials=self._strategy
-                )
-            else:
-                adapter = databricks.DatabricksAdapter(host, self._cloud, token=token)
-            found = self._adapters[key] = CountedWorkspace(adapter)
-        return found
-
-
-class KubernetesSecrets:
-    """:class:`SecretReader` on the official client, in a worker thread."""
-
-    def __init__(self) -> None:
-        import kubernetes
-
-        try:
-            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-        self._api = kubernetes.client.CoreV1Api()
-        self._error = kubernetes.client.exceptions.ApiException
-
-    async def read(self, namespace: str, name: str, key: str) -> errors.SecretText:
-        import base64
-
-        where = f"Secret {namespace}/{name}"
-        try:
-            secret = await asyncio.to_thread(self._api.read_namespaced_secret, name, namespace)
-        except self._error as exc:
-            status = getattr(exc, "status", None)
-            if status == 404:
-                raise errors.NotFound(
-                    f"{where} (workspace.auth.patSecretRef) does not exist"
-                ) from None
-            if status == 403:
-                raise errors.NotAuthorized(f"the operator may not read {where}") from None
-            raise errors.TransientError(f"could not read {where} (HTTP {status})") from None
-        data = secret.data or {}
-        if key not in data:
-            raise errors.NotFound(f"{where} has no key {key!r} (workspace.auth.patSecretRef)")
-        try:
-            text = base64.b64decode(data[key]).decode().strip()
-        except ValueError:
-            raise errors.PermanentError(
-                f"{where} key {key!r} is not a UTF-8 token", reasons.INVALID_SPEC
-            ) from None
-        return errors.SecretText(text)
-
-
-_PORTS: list[Ports] = []
-
-
-def production_ports(rt: runtime.Runtime) -> Ports:
-    """The production ports, built once per process on first use."""
-    if not _PORTS:
-        cache = AdapterCache(rt.cloud)
-        rt.tracked["databricks_clients"] = cache.__len__
-        _PORTS.append(
-            Ports(
-                workspaces=cache,
-                secrets=KubernetesSecrets(),
-                bindings=reporting.KubernetesStatusWriter(plural=DSB),
-            )
-        )
-    return _PORTS[0]
-
-
 # --- the daemon and its wake-ups ----------------------------------------------------------------
 
 
 async def loop(
     rt: runtime.Runtime,
-    port: Ports,
+    port: ports.BindingPorts,
     namespace: str,
     name: str,
     stopped: Any,
     *,
-    pass_: Callable[[runtime.Runtime, Ports, str, str], Awaitable[float | None]] = reconcile,
+    pass_: Callable[
+        [runtime.Runtime, ports.BindingPorts, str, str], Awaitable[float | None]
+    ] = reconcile,
 ) -> None:
     """The per-binding daemon: reconcile, sleep until due or woken, until ``stopped``."""
     obj = binding_key(namespace, name)
@@ -985,13 +496,19 @@ def _runtime(memo: Any) -> runtime.Runtime:
     return rt
 
 
+def _ports(memo: Any) -> ports.BindingPorts:
+    found = memo.get("binding_ports")
+    if not isinstance(found, ports.BindingPorts):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return found
+
+
 @kopf.daemon(GROUP, VERSION, DSB, id="binding-sync", cancellation_timeout=10.0)
 async def binding_daemon(
     stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
     """One long-lived loop per DatabricksSecretBinding."""
-    rt = _runtime(memo)
-    await loop(rt, production_ports(rt), namespace or "", name, stopped)
+    await loop(_runtime(memo), _ports(memo), namespace or "", name, stopped)
 
 
 @kopf.on.event(GROUP, VERSION, DSB, id="binding-spec-changed")
@@ -1010,8 +527,9 @@ async def binding_spec_changed(
     if type == "DELETED":
         # Nothing to undo in Databricks: the value stays where its consumers read it.
         rt.forget(obj)
-        if _PORTS:
-            await _PORTS[0].workspaces.release(obj)
+        found = memo.get("binding_ports")
+        if isinstance(found, ports.BindingPorts):
+            await found.workspaces.release(obj)
         return
     fingerprint = (meta.get("generation"), bool(meta.get("deletionTimestamp")))
     rt.wakers.wake_if_changed(obj, fingerprint)
