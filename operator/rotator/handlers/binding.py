@@ -42,7 +42,6 @@ source is resolved in :mod:`rotator.handlers.sourcing`, the Databricks work is d
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -53,7 +52,7 @@ import kopf
 
 from rotator import metrics
 from rotator.core import conditions, errors, models, policies, reasons, schedule
-from rotator.handlers import delivering, ports, reporting, runtime, sourcing, waking
+from rotator.handlers import daemons, delivering, ports, reporting, runtime, sourcing, waking
 
 logger = logging.getLogger(__name__)
 
@@ -421,45 +420,20 @@ async def loop(
         [runtime.Runtime, ports.BindingPorts, str, str], Awaitable[float | None]
     ] = reconcile,
 ) -> None:
-    """The per-binding daemon: reconcile, sleep until due or woken, until ``stopped``."""
+    """The per-binding daemon (:func:`rotator.handlers.daemons.run` over :func:`reconcile`)."""
     obj = binding_key(namespace, name)
-    memory = rt.memory(obj)
-    crashes = 0
-    try:
-        while not stopped:
-            try:
-                async with memory.lock:
-                    wait = await pass_(rt, port, namespace, name)
-                crashes = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # The API server refused a read or a status write: retry the whole pass.
-                crashes += 1
-                wait = schedule.backoff_delay(crashes, key=obj)
-                logger.warning(
-                    "%s: pass failed (%s); retrying in %.0fs", obj, type(exc).__name__, wait
-                )
-                logger.debug("binding pass failure of %s", obj, exc_info=exc)
-            if stopped:
-                return
-            await _sleep(rt, obj, wait, stopped)
-    finally:
+
+    async def one_pass() -> float | None:
+        return await pass_(rt, port, namespace, name)
+
+    async def on_exit() -> None:
         # kopf ends a binding's daemon when the binding is being deleted (or the operator
         # stops): nothing of it stays behind, including a Databricks client only it used. A
         # pass that ran after the DELETED event forgot it would otherwise bring it back.
         rt.forget(obj)
         await port.workspaces.release(obj)
 
-
-async def _sleep(rt: runtime.Runtime, obj: str, seconds: float | None, stopped: Any) -> None:
-    waker = asyncio.ensure_future(rt.wakers.sleep(obj, seconds))
-    stopper = asyncio.ensure_future(stopped.wait())
-    try:
-        await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (waker, stopper):
-            task.cancel()
+    await daemons.run(rt, obj, one_pass, stopped, on_exit=on_exit)
 
 
 def source_fingerprint(body: Mapping[str, Any]) -> Hashable:

@@ -37,7 +37,16 @@ from rotator.core import (
     schedule,
     triggers,
 )
-from rotator.handlers import guarding, reporting, retiring, rotating, runtime, subjects, waking
+from rotator.handlers import (
+    daemons,
+    guarding,
+    reporting,
+    retiring,
+    rotating,
+    runtime,
+    subjects,
+    waking,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -426,38 +435,9 @@ def _next_wake(
 
 
 async def loop(rt: runtime.Runtime, namespace: str, name: str, stopped: Any) -> None:
-    """The per-object daemon: reconcile, sleep until due or woken, until ``stopped``."""
-    obj = waking.key(namespace, name)
-    memory = rt.memory(obj)
-    crashes = 0
-    while not stopped:
-        try:
-            async with memory.lock:
-                wait = await reconcile(rt, namespace, name)
-            crashes = 0
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # The API server refused a status write or a read: retry the whole pass.
-            crashes += 1
-            wait = schedule.backoff_delay(crashes, key=obj)
-            logger.warning(
-                "%s: reconcile failed (%s); retrying in %.0fs", obj, type(exc).__name__, wait
-            )
-            logger.debug("reconcile failure of %s", obj, exc_info=exc)
-        if stopped:
-            return
-        await _sleep(rt, obj, wait, stopped)
+    """The per-object daemon (:func:`rotator.handlers.daemons.run` over :func:`reconcile`)."""
 
+    async def pass_() -> float | None:
+        return await reconcile(rt, namespace, name)
 
-async def _sleep(rt: runtime.Runtime, obj: str, seconds: float | None, stopped: Any) -> None:
-    async def until_stopped() -> None:
-        await stopped.wait()
-
-    waker = asyncio.ensure_future(rt.wakers.sleep(obj, seconds))
-    stopper = asyncio.ensure_future(until_stopped())
-    try:
-        await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (waker, stopper):
-            task.cancel()
+    await daemons.run(rt, waking.key(namespace, name), pass_, stopped)
