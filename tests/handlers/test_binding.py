@@ -18,7 +18,7 @@ import pytest
 from rotator import metrics
 from rotator.clouds import databricks
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, models, schedule
+from rotator.core import errors, kinds, models, schedule
 from rotator.handlers import binding, ports, waking, wiring
 from tests.handlers import fakes
 
@@ -630,7 +630,7 @@ async def test_a_source_fingerprint_is_kept_in_the_sps_memory_and_goes_with_it()
     memo = {"runtime": rt}
     body = fakes.sps_body()
     body["status"] = {"current": {"keyId": "k1", "keyVaultVersion": "v1"}}
-    kwargs = {binding.BINDINGS_INDEX: index}
+    kwargs = {kinds.CONSUMERS_INDEX: index}
     await binding.binding_source_changed(
         namespace=fakes.NS, name=fakes.NAME, body=body, type="ADDED", memo=memo, **kwargs
     )

@@ -51,17 +51,11 @@ from typing import Any, Final
 import kopf
 
 from rotator import metrics
-from rotator.core import conditions, errors, models, policies, reasons, schedule
+from rotator.core import conditions, errors, kinds, models, policies, reasons, schedule
 from rotator.handlers import daemons, delivering, ports, reporting, runtime, sourcing, waking
 
 logger = logging.getLogger(__name__)
 
-GROUP: Final = "rotator.dev"
-VERSION: Final = "v1alpha1"
-DSB: Final = "databrickssecretbindings"
-SPS: Final = "serviceprincipalsecrets"
-#: The runtime's index of bindings by (namespace, source sps name) (rotator.handlers.registering).
-BINDINGS_INDEX: Final = "rotator_bindings"
 #: Per-object keys of bindings in the shared runtime (wakers, memory) must never equal a
 #: ServicePrincipalSecret's ``namespace/name``; ":" cannot occur in an object name.
 _KEY_PREFIX: Final = "dsb:"
@@ -477,7 +471,7 @@ def _ports(memo: Any) -> ports.BindingPorts:
     return found
 
 
-@kopf.daemon(GROUP, VERSION, DSB, id="binding-sync", cancellation_timeout=10.0)
+@kopf.daemon(kinds.GROUP, kinds.VERSION, kinds.DSB, id="binding-sync", cancellation_timeout=10.0)
 async def binding_daemon(
     stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
@@ -485,7 +479,7 @@ async def binding_daemon(
     await loop(_runtime(memo), _ports(memo), namespace or "", name, stopped)
 
 
-@kopf.on.event(GROUP, VERSION, DSB, id="binding-spec-changed")
+@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.DSB, id="binding-spec-changed")
 async def binding_spec_changed(
     namespace: str | None, name: str, meta: kopf.Meta, type: str, memo: Any, **_: Any
 ) -> None:
@@ -509,13 +503,13 @@ async def binding_spec_changed(
     rt.wakers.wake_if_changed(obj, fingerprint)
 
 
-@kopf.on.event(GROUP, VERSION, SPS, id="binding-source-changed")
+@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.SPS, id="binding-source-changed")
 async def binding_source_changed(
     namespace: str | None, name: str, body: kopf.Body, type: str, memo: Any, **kwargs: Any
 ) -> None:
     """An sps's current secret (or vault) changed: wake the bindings that copy it."""
     rt = memo.get("runtime")
-    index = kwargs.get(BINDINGS_INDEX)
+    index = kwargs.get(kinds.CONSUMERS_INDEX)
     if not isinstance(rt, runtime.Runtime) or index is None:
         return
     if type == "DELETED":

@@ -20,10 +20,6 @@ from rotator.core import errors, models, policies
 
 logger = logging.getLogger(__name__)
 
-#: Index ids (the kopf index handler names), as handlers receive them in kwargs.
-POLICY_INDEX = "rotator_policies"
-NAMESPACE_INDEX = "rotator_namespace_labels"
-
 
 def policy_entry(name: str, body: Mapping[str, Any]) -> dict[str, policies.NamedPolicy | None]:
     """The index entry of one RotationPolicy: its parsed spec, or None when invalid.

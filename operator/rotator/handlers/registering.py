@@ -23,7 +23,7 @@ from rotator import metrics
 from rotator import settings as operator_settings
 from rotator.clouds import graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, models, retirement
+from rotator.core import errors, kinds, models, retirement
 from rotator.handlers import (
     apisession,
     deleting,
@@ -38,11 +38,6 @@ from rotator.handlers import (
 
 logger = logging.getLogger(__name__)
 
-GROUP: Final = "rotator.dev"
-VERSION: Final = "v1alpha1"
-SPS: Final = "serviceprincipalsecrets"
-DSB: Final = "databrickssecretbindings"
-RPOL: Final = "rotationpolicies"
 #: Other handler modules registered alongside, when they exist.
 OTHER_HANDLER_MODULES: Final = ("rotator.handlers.binding",)
 
@@ -80,12 +75,12 @@ def build_runtime(
         ),
         police=policing.from_indices(
             config.enforce_policies,
-            indices[policing.POLICY_INDEX],
-            indices[policing.NAMESPACE_INDEX],
+            indices[kinds.POLICY_INDEX],
+            indices[kinds.NAMESPACE_INDEX],
         ),
         clock=system_clock.SystemClock(),
-        bindings_of=_bindings_reader(indices[BINDINGS_INDEX]),
-        accounted_elsewhere=_accounting_reader(indices[SECRETS_INDEX]),
+        bindings_of=_bindings_reader(indices[kinds.CONSUMERS_INDEX]),
+        accounted_elsewhere=_accounting_reader(indices[kinds.SECRETS_INDEX]),
     )
     return rt, [graph_adapter.close, vault_adapter.close, credential.close]
 
@@ -156,17 +151,14 @@ def _runtime(memo: Any) -> runtime.Runtime:
 
 # --- Indices: what handlers need to know about other objects, without API reads -------------
 
-BINDINGS_INDEX: Final = "rotator_bindings"
-SECRETS_INDEX: Final = "rotator_secrets"
 
-
-@kopf.index(GROUP, VERSION, RPOL, id=policing.POLICY_INDEX)
+@kopf.index(kinds.GROUP, kinds.VERSION, kinds.RPOL, id=kinds.POLICY_INDEX)
 def rotator_policies(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
     """RotationPolicies by name (parsed; None when invalid: an invalid policy grants nothing)."""
     return policing.policy_entry(name, body)
 
 
-@kopf.index("", "v1", "namespaces", id=policing.NAMESPACE_INDEX)
+@kopf.index("", "v1", "namespaces", id=kinds.NAMESPACE_INDEX)
 def rotator_namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
     """Namespace labels by namespace, for namespaceSelector."""
     return policing.namespace_entry(name, labels)
@@ -195,7 +187,7 @@ def binding_entry(
     }
 
 
-@kopf.index(GROUP, VERSION, DSB, id=BINDINGS_INDEX)
+@kopf.index(kinds.GROUP, kinds.VERSION, kinds.DSB, id=kinds.CONSUMERS_INDEX)
 def rotator_bindings(
     namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
 ) -> dict[tuple[str, str], retirement.BindingSync]:
@@ -219,7 +211,7 @@ def secret_entry(
     return {(tenant, app_id): (waking.key(namespace, name), frozenset(owned))}
 
 
-@kopf.index(GROUP, VERSION, SPS, id=SECRETS_INDEX)
+@kopf.index(kinds.GROUP, kinds.VERSION, kinds.SPS, id=kinds.SECRETS_INDEX)
 def rotator_secrets(
     namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
 ) -> dict[tuple[str, str], tuple[str, frozenset[str]]]:
@@ -250,7 +242,7 @@ def _accounting_reader(index: Any) -> Any:
 # asyncio.Event must be set from the loop's own thread.
 
 
-@kopf.daemon(GROUP, VERSION, SPS, id="lifecycle", cancellation_timeout=10.0)
+@kopf.daemon(kinds.GROUP, kinds.VERSION, kinds.SPS, id="lifecycle", cancellation_timeout=10.0)
 async def lifecycle(
     stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
@@ -258,7 +250,7 @@ async def lifecycle(
     await reconciling.loop(_runtime(memo), namespace or "", name, stopped)
 
 
-@kopf.on.event(GROUP, VERSION, SPS)
+@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.SPS)
 async def secret_changed(
     namespace: str | None, name: str, meta: kopf.Meta, type: str, memo: Any, **_: Any
 ) -> None:
@@ -280,7 +272,7 @@ async def secret_changed(
         rt.wakers.wake_if_changed(obj, fingerprint)
 
 
-@kopf.on.event(GROUP, VERSION, DSB)
+@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.DSB)
 async def binding_changed(namespace: str | None, spec: kopf.Spec, memo: Any, **_: Any) -> None:
     """A binding synced (or changed): the secret it references may retire an old one now."""
     rt = memo.get("runtime")
@@ -289,7 +281,7 @@ async def binding_changed(namespace: str | None, spec: kopf.Spec, memo: Any, **_
         rt.wakers.wake(waking.key(namespace, str(ref["name"])))
 
 
-@kopf.on.event(GROUP, VERSION, RPOL)
+@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.RPOL)
 async def policy_changed(memo: Any, **_: Any) -> None:
     """A policy changed: every resource re-checks (a pure check; no cloud call if still denied)."""
     rt = memo.get("runtime")
@@ -305,7 +297,7 @@ async def namespace_changed(memo: Any, **_: Any) -> None:
         rt.wakers.wake_all()
 
 
-@kopf.on.delete(GROUP, VERSION, SPS, id="deletion-policy")
+@kopf.on.delete(kinds.GROUP, kinds.VERSION, kinds.SPS, id="deletion-policy")
 async def secret_deleted(
     namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
 ) -> None:

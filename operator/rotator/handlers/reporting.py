@@ -14,22 +14,18 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from typing import Any, Final, cast
+from typing import Any, cast
 
-from rotator.core import conditions, models, reasons, triggers
+from rotator.core import conditions, kinds, models, reasons, triggers
 from rotator.handlers import ports
 
 logger = logging.getLogger(__name__)
-
-GROUP: Final = "rotator.dev"
-VERSION: Final = "v1alpha1"
-SPS_PLURAL: Final = "serviceprincipalsecrets"
 
 
 class KubernetesStatusWriter:
     """:class:`ports.StatusWriter` on the Kubernetes client (kubeconfig or in-cluster)."""
 
-    def __init__(self, plural: str = SPS_PLURAL) -> None:
+    def __init__(self, plural: str = kinds.SPS) -> None:
         import kubernetes
 
         try:
@@ -43,8 +39,8 @@ class KubernetesStatusWriter:
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         await asyncio.to_thread(
             self._api.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
+            kinds.GROUP,
+            kinds.VERSION,
             namespace,
             self._plural,
             name,
@@ -56,8 +52,8 @@ class KubernetesStatusWriter:
         try:
             found = await asyncio.to_thread(
                 self._api.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
+                kinds.GROUP,
+                kinds.VERSION,
                 namespace,
                 self._plural,
                 name,

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from rotator import metrics
 from rotator.clouds import databricks, graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, reasons
+from rotator.core import errors, kinds, reasons
 from rotator.handlers import ports, reporting, runtime
 
 T = TypeVar("T")
@@ -292,5 +292,5 @@ def binding_ports(rt: runtime.Runtime) -> ports.BindingPorts:
     return ports.BindingPorts(
         workspaces=cache,
         secrets=KubernetesSecrets(),
-        bindings=reporting.KubernetesStatusWriter(plural="databrickssecretbindings"),
+        bindings=reporting.KubernetesStatusWriter(plural=kinds.DSB),
     )
