@@ -18,7 +18,7 @@ from typing import Any
 from rotator import settings as operator_settings
 from rotator.clouds import graph, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import clocks, errors, models, policies, retirement
+from rotator.core import authorization, clocks, errors, models, retirement
 from rotator.handlers import limiting, policing, runtime
 
 NS = "data-eng"
@@ -237,7 +237,7 @@ def sps_body(**spec_overrides: Any) -> dict[str, Any]:
     }
 
 
-ALLOW_ALL = policies.NamedPolicy(
+ALLOW_ALL = authorization.NamedPolicy(
     "data-eng", models.RotationPolicySpec.from_spec({"namespaces": [NS]})
 )
 
@@ -253,7 +253,7 @@ class World:
     verifier: FakeVerifier
     events: FakeEvents
     clock: clocks.ManualClock
-    policies: list[policies.NamedPolicy]
+    policies: list[authorization.NamedPolicy]
     bindings: list[retirement.BindingSync]
     #: What the limiter waited (each wait moved the manual clock by as much).
     slept: list[float] = dataclasses.field(default_factory=list)

@@ -51,7 +51,7 @@ from typing import Any, Final
 import kopf
 
 from rotator import metrics
-from rotator.core import conditions, errors, kinds, models, policies, reasons, schedule
+from rotator.core import authorization, conditions, errors, kinds, models, reasons, schedule
 from rotator.handlers import daemons, delivering, ports, reporting, runtime, sourcing, waking
 
 logger = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ async def reconcile(
     except errors.SpecError as exc:
         await stall(p, exc)
         return None
-    decision = rt.police.check(namespace, policies.request_for_binding(spec))
+    decision = rt.police.check(namespace, authorization.request_for_binding(spec))
     if not decision.allowed:
         await stall(p, errors.NotAuthorized(decision.message))
         return None

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotator import metrics
-from rotator.core import errors, models, policies, reasons, rotation
+from rotator.core import authorization, errors, models, reasons, rotation
 from rotator.handlers import rotating, runtime, subjects, waking
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ async def _apply(rt: runtime.Runtime, body: Mapping[str, Any]) -> None:
             "deletionPolicy Retain: the secrets in Graph and Key Vault were left as they are",
         )
         return
-    decision = rt.police.check(subject.namespace, policies.request_for_secret(spec))
+    decision = rt.police.check(subject.namespace, authorization.request_for_secret(spec))
     if not decision.allowed:
         subject.event(
             "Warning",

@@ -26,11 +26,11 @@ from typing import Any
 
 from rotator import metrics
 from rotator.core import (
+    authorization,
     conditions,
     errors,
     facts,
     models,
-    policies,
     reasons,
     retirement,
     rotation,
@@ -95,7 +95,7 @@ async def reconcile(rt: runtime.Runtime, namespace: str, name: str) -> float | N
         await _stall_invalid_spec(rt, body, meta, status, exc)
         return None
     subject = subjects.Subject.parse(body, rt, spec, status)
-    decision = rt.police.check(namespace, policies.request_for_secret(spec))
+    decision = rt.police.check(namespace, authorization.request_for_secret(spec))
     if not decision.allowed:
         await _stall(subject, errors.NotAuthorized(decision.message), cleanup=False)
         return None
