@@ -18,12 +18,11 @@ from typing import Any, Final
 
 import kopf
 
-from rotator import clock as system_clock
 from rotator import metrics
 from rotator import settings as operator_settings
 from rotator.clouds import graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, kinds, models, retirement
+from rotator.core import clocks, errors, kinds, models, retirement
 from rotator.handlers import (
     apisession,
     deleting,
@@ -78,7 +77,7 @@ def build_runtime(
             indices[kinds.POLICY_INDEX],
             indices[kinds.NAMESPACE_INDEX],
         ),
-        clock=system_clock.SystemClock(),
+        clock=clocks.SystemClock(),
         bindings_of=_bindings_reader(indices[kinds.CONSUMERS_INDEX]),
         accounted_elsewhere=_accounting_reader(indices[kinds.SECRETS_INDEX]),
     )
