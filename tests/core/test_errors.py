@@ -54,6 +54,7 @@ def test_secret_text_inside_an_exception_message_stays_masked() -> None:
 @pytest.mark.parametrize(
     ("exc", "transient", "reason"),
     [
+        (errors.RotatorError("x"), False, reasons.TRANSIENT_ERROR),  # the base has one too
         (errors.TransientError("x"), True, reasons.TRANSIENT_ERROR),
         (errors.Throttled("x", 3), True, reasons.THROTTLED),
         (errors.ConcurrencyConflict("x"), True, reasons.CONCURRENCY_CONFLICT),

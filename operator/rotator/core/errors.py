@@ -64,11 +64,16 @@ class SecretText:
 
 
 class RotatorError(Exception):
-    """Base of every error the operator raises on purpose. ``str(err)`` is the message."""
+    """Base of every error the operator raises on purpose. ``str(err)`` is the message.
 
-    def __init__(self, message: str) -> None:
+    ``reason`` (a :mod:`reasons` constant) is what conditions, events and metrics call it;
+    every error has one, so the shell never has to guess.
+    """
+
+    def __init__(self, message: str, reason: str = reasons.TRANSIENT_ERROR) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason
 
     def __str__(self) -> str:
         return self.message
@@ -84,19 +89,17 @@ class TransientError(RotatorError):
         *,
         reason: str = reasons.TRANSIENT_ERROR,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, reason)
         if retry_after is not None and retry_after < 0:
             retry_after = 0.0
         self.retry_after = retry_after
-        self.reason = reason
 
 
 class PermanentError(RotatorError):
     """Retrying will not help: ``Stalled`` with ``reason`` (a :mod:`reasons` constant)."""
 
     def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+        super().__init__(message, reason)
 
 
 class ConcurrencyConflict(TransientError):

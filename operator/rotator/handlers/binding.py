@@ -383,7 +383,7 @@ async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
     status = p.status.model_copy(
         update={"failures": failures, "last_error": exc.message, "last_failure_time": now}
     )
-    reason = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
+    reason = exc.reason
     signal = conditions.Signal(reason, exc.message)
     if isinstance(exc, errors.PermanentError):
         if p.entering(conditions.STALLED, reason):

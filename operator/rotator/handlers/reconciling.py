@@ -238,7 +238,7 @@ async def _failed(
         # message shows the type only (the traceback goes to the debug log).
         logger.debug("unexpected error reconciling %s", subject.key, exc_info=exc)
         exc = errors.TransientError(f"unexpected {type(exc).__name__}; retrying")
-    reason = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
+    reason = exc.reason
     now = rt.clock.now()
     failures = subject.status.failures + 1
     if errors.is_transient(exc):
@@ -270,7 +270,7 @@ async def _stall(
     rotation resumes — removing what it minted if needed — once a policy allows it again.
     """
     rt, memory, meta = subject.rt, subject.memory, subject.meta
-    reason = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
+    reason = exc.reason
     now = rt.clock.now()
     if cleanup and subject.status.rotation is not None:
         try:

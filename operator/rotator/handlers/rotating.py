@@ -367,4 +367,4 @@ async def give_up(
 
 
 def _reason(error: errors.RotatorError) -> str:
-    return getattr(error, "reason", reasons.TRANSIENT_ERROR)
+    return error.reason

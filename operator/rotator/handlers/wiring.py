@@ -27,7 +27,7 @@ async def counted(service: str, operation: str, call: Awaitable[T]) -> T:
     try:
         result = await call
     except errors.RotatorError as exc:
-        outcome = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
+        outcome = exc.reason
         metrics.CLOUD_CALLS.labels(service=service, operation=operation, outcome=outcome).inc()
         raise
     except Exception:
