@@ -51,8 +51,17 @@ from typing import Any, Final
 import kopf
 
 from rotator import metrics
-from rotator.core import authorization, conditions, errors, kinds, models, reasons, schedule
-from rotator.handlers import daemons, delivering, ports, reporting, runtime, sourcing, waking
+from rotator.core import (
+    authorization,
+    conditions,
+    errors,
+    kinds,
+    models,
+    readiness,
+    reasons,
+    schedule,
+)
+from rotator.handlers import daemons, delivering, ports, runtime, sourcing, waking
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +116,7 @@ class Pass:
         new = status.model_copy(
             update={"conditions": rendered, "observed_generation": self.meta.generation}
         )
-        patch = reporting.diff_patch(self.status.to_dict(), new.to_patch())
+        patch = readiness.diff_patch(self.status.to_dict(), new.to_patch())
         if patch:
             await self.io.bindings.patch_status(self.namespace, self.meta.name, patch)
         self.status = new
@@ -119,13 +128,6 @@ class Pass:
         """Whether condition ``type_`` is not yet True with ``reason`` (post its event once)."""
         found = conditions.find(self.status.conditions, type_)
         return not (found is not None and found.status == "True" and found.reason == reason)
-
-
-def _synced_signal(status: models.DatabricksSecretBindingStatus) -> conditions.Signal:
-    return conditions.Signal(
-        reasons.SYNCED,
-        f"Key Vault version {status.synced_version} is in the scope and every job references it",
-    )
 
 
 async def stall(p: Pass, exc: errors.PermanentError) -> None:
@@ -185,7 +187,7 @@ async def reconcile(
             await check_scope(p, spec, source)
         except errors.RotatorError as exc:
             return await failed(p, exc)
-    await p.save(p.status, ready=True, signal=_synced_signal(p.status))
+    await p.save(p.status, ready=True, signal=readiness.synced(p.status))
     return _until_next_check(p, spec, memory, now)
 
 
@@ -308,7 +310,7 @@ async def run_sync(
     await p.save(
         p.status,
         ready=ready_now,
-        signal=_synced_signal(p.status) if ready_now else working,
+        signal=readiness.synced(p.status) if ready_now else working,
         reconciling=working,
     )
     try:
@@ -336,7 +338,7 @@ async def run_sync(
     memory.retry_at = None
     memory.failures = 0
     memory.scope_checked = now  # the value was just written
-    await p.save(synced, ready=True, signal=_synced_signal(synced))
+    await p.save(synced, ready=True, signal=readiness.synced(synced))
     if version_changed:
         p.event(
             "Normal",

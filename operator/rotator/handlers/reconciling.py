@@ -31,6 +31,7 @@ from rotator.core import (
     errors,
     facts,
     models,
+    readiness,
     reasons,
     retirement,
     rotation,
@@ -40,7 +41,6 @@ from rotator.core import (
 from rotator.handlers import (
     daemons,
     guarding,
-    reporting,
     retiring,
     rotating,
     runtime,
@@ -360,14 +360,14 @@ async def _write_without_spec(
     *,
     only_conditions: bool = False,
 ) -> None:
-    rendered = reporting.render_conditions(
+    rendered = readiness.render(
         status, None, generation=meta.generation, now=rt.clock.now(), stalled=signal
     )
     written = dict(body.get("status") or {})
     full = rendered.to_patch()
     if only_conditions:
         full = {"conditions": full["conditions"], "observedGeneration": meta.generation}
-    patch = reporting.diff_patch(written, full)
+    patch = readiness.diff_patch(written, full)
     previous = conditions.find(status.conditions, conditions.STALLED)
     if patch:
         await rt.status.patch_status(meta.namespace or "", meta.name, patch)

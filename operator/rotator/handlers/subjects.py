@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotator.clouds import graph
-from rotator.core import conditions, models
-from rotator.handlers import ports, reporting, runtime, waking
+from rotator.core import conditions, models, readiness
+from rotator.handlers import ports, runtime, waking
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Subject:
         stalled: conditions.Signal | None = None,
     ) -> None:
         """Write ``status`` (with conditions rendered) if anything changed; keep it as current."""
-        rendered = reporting.render_conditions(
+        rendered = readiness.render(
             status,
             self.spec,
             generation=self.meta.generation,
@@ -96,7 +96,7 @@ class Subject:
             reconciling=reconciling,
             stalled=stalled if stalled is not None else self.holding,
         )
-        patch = reporting.diff_patch(self.written, rendered.to_patch())
+        patch = readiness.diff_patch(self.written, rendered.to_patch())
         self.status = rendered
         if not patch:
             return
