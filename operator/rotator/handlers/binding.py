@@ -60,6 +60,7 @@ from rotator.core import (
     readiness,
     reasons,
     schedule,
+    syncing,
 )
 from rotator.handlers import daemons, delivering, ports, runtime, sourcing, waking
 
@@ -165,10 +166,12 @@ async def reconcile(
         return None
     memory = rt.memory(p.key)
     now = rt.clock.now()
-    scope_due = _scope_check_due(p, memory, now)
-    if spec.source.key_vault is not None and not scope_due and not _kv_check_due(p, memory, now):
+    memory.scope_checked = syncing.scope_baseline(snapshot(p, spec, now), p.key)
+    seen = snapshot(p, spec, now)
+    scope_due = syncing.scope_check_due(seen)
+    if seen.keyvault_source and not scope_due and not syncing.source_check_due(seen):
         # Nothing new can have happened that we would be told about: wait for the next look.
-        return _until_next_check(p, spec, memory, now)
+        return syncing.next_check(seen)
     try:
         source = await sourcing.resolve_source(rt, namespace, spec)
     except sourcing.SourceNotReady as exc:
@@ -180,7 +183,8 @@ async def reconcile(
     finally:
         if spec.source.key_vault is not None:
             memory.drift_checked = now
-    if not _up_to_date(p, source):
+    found = syncing.Source(source.version, source.key_id)
+    if syncing.needs_sync(snapshot(p, spec, now), found)[2]:
         return await run_sync(p, spec, source)
     if scope_due:
         try:
@@ -188,51 +192,29 @@ async def reconcile(
         except errors.RotatorError as exc:
             return await failed(p, exc)
     await p.save(p.status, ready=True, signal=readiness.synced(p.status))
-    return _until_next_check(p, spec, memory, now)
+    return syncing.next_check(snapshot(p, spec, now))
 
 
-def _kv_check_due(p: Pass, memory: runtime.Memory, now: dt.datetime) -> bool:
-    """Whether a keyVault-sourced binding should read the vault in this pass."""
-    if memory.drift_checked is None or memory.retry_at is not None:
-        return True
-    if p.status.observed_generation != p.meta.generation or memory.failures:
-        return True
-    return now >= memory.drift_checked + p.rt.config.drift_check_interval
-
-
-def _scope_checked(p: Pass, memory: runtime.Memory) -> dt.datetime | None:
-    return memory.scope_checked or p.status.last_sync_time
-
-
-def _scope_check_due(p: Pass, memory: runtime.Memory, now: dt.datetime) -> bool:
-    """Whether the scope's value is due for its drift check (never before a first sync).
-
-    First seen by this process (a restart): the check stays due one interval after the last
-    sync, the last time the scope was known to be right. A binding synced longer ago than that
-    is checked at a stable per-binding offset within the next interval, so a restart does not
-    read every scope at once (as :func:`rotator.handlers.reconciling.first_drift_check`).
-    """
-    interval = p.rt.config.drift_check_interval
-    if memory.scope_checked is None:
-        synced = p.status.last_sync_time
-        if synced is None:
-            return False
-        due = synced + interval
-        if due <= now:
-            due = now + schedule.spread(p.key, interval)
-        memory.scope_checked = due - interval
-    return now >= memory.scope_checked + interval
-
-
-def _until_next_check(
-    p: Pass, spec: models.DatabricksSecretBindingSpec, memory: runtime.Memory, now: dt.datetime
-) -> float | None:
-    """Seconds until the next scope or Key Vault check is due (None: nothing to check yet)."""
-    last = [_scope_checked(p, memory)]
-    if spec.source.key_vault is not None:
-        last.append(memory.drift_checked)
-    due = [when + p.rt.config.drift_check_interval for when in last if when is not None]
-    return max(1.0, (min(due) - now).total_seconds()) if due else None
+def snapshot(
+    p: Pass, spec: models.DatabricksSecretBindingSpec, now: dt.datetime
+) -> syncing.Snapshot:
+    """What the binding's decisions (:mod:`rotator.core.syncing`) look at, as of now."""
+    memory = p.rt.memory(p.key)
+    return syncing.Snapshot(
+        generation=p.meta.generation,
+        observed_generation=p.status.observed_generation,
+        synced_version=p.status.synced_version,
+        synced_key_id=p.status.synced_key_id,
+        stalled=conditions.is_true(p.status.conditions, conditions.STALLED),
+        last_sync_time=p.status.last_sync_time,
+        failures=memory.failures,
+        retry_pending=memory.retry_at is not None,
+        source_checked=memory.drift_checked,
+        scope_checked=memory.scope_checked,
+        keyvault_source=spec.source.key_vault is not None,
+        interval=p.rt.config.drift_check_interval,
+        now=now,
+    )
 
 
 async def _workspace(p: Pass, spec: models.DatabricksSecretBindingSpec) -> ports.Workspace:
@@ -284,17 +266,6 @@ async def check_scope(
             source.version,
         )
     memory.scope_checked = p.rt.clock.now()
-
-
-def _up_to_date(p: Pass, source: sourcing.Source) -> bool:
-    status = p.status
-    return (
-        status.synced_version == source.version
-        and status.synced_key_id == source.key_id
-        and status.observed_generation == p.meta.generation
-        and not p.rt.memory(p.key).failures
-        and not conditions.is_true(status.conditions, conditions.STALLED)
-    )
 
 
 async def run_sync(
@@ -369,7 +340,7 @@ async def run_sync(
         len(jobs),
         sum(1 for j in jobs if j.changed),
     )
-    return _until_next_check(p, spec, memory, now)
+    return syncing.next_check(snapshot(p, spec, now))
 
 
 async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
