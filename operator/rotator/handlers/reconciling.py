@@ -403,35 +403,29 @@ _AT_RISK = reasons.EXPIRING_WITHOUT_REPLACEMENT
 def _next_wake(
     subject: subjects.Subject, *, gated: bool, since: dt.datetime | None = None
 ) -> float:
-    """Seconds until something is due: rotation, retireAt, retry, drift check or expiry.
-
-    ``since`` is when this pass started. Something that fell due while the pass ran (a drift
-    check or a short overlap's retireAt, behind a slow rotation) is due now: 0. Something that
-    was already due when the pass started and is still pending was not handled (a stall,
-    suspend) and is skipped, so the loop cannot spin on it.
-    """
+    """Seconds until something is due (:func:`rotator.core.schedule.next_wake`)."""
     rt, status, memory = subject.rt, subject.status, subject.memory
     now = rt.clock.now()
-    since = now if since is None else min(since, now)
-    due: list[dt.datetime] = []
-    if not subject.spec.suspend and not gated and status.next_rotation_time is not None:
-        due.append(status.next_rotation_time)
-    if not subject.spec.suspend:
-        retire_at = retirement.next_retire_time(status.retiring)
-        if retire_at is not None:
-            due.append(retire_at)
-        if memory.retry_at is not None:
-            due.append(memory.retry_at)
-        if memory.drift_checked is not None and status.current is not None:
-            due.append(memory.drift_checked + rt.config.drift_check_interval)
-    if status.current is not None:
-        due.append(status.current.expires_at)  # Ready turns False exactly then
-        # From then on expiry wins over a stall or a stuck rotation.
-        due.append(triggers.urgent_at(subject.spec, status.current))
-    # Something already past due when the pass started was not handled (a stall, suspend):
-    # it must not spin the loop. What fell due during the pass gives 0 (requeue_after).
-    upcoming = [when for when in due if when > since]
-    return schedule.requeue_after(now, min(upcoming) if upcoming else None)
+    current = status.current
+    due = schedule.Due(
+        next_rotation=status.next_rotation_time,
+        retire_at=retirement.next_retire_time(status.retiring),
+        retry_at=memory.retry_at,
+        drift_check=(
+            memory.drift_checked + rt.config.drift_check_interval
+            if memory.drift_checked is not None and current is not None
+            else None
+        ),
+        expires_at=current.expires_at if current is not None else None,
+        urgent_at=triggers.urgent_at(subject.spec, current) if current is not None else None,
+    )
+    return schedule.next_wake(
+        due,
+        now=now,
+        since=now if since is None else since,
+        suspended=subject.spec.suspend,
+        gated=gated,
+    )
 
 
 async def loop(rt: runtime.Runtime, namespace: str, name: str, stopped: Any) -> None:
