@@ -130,7 +130,7 @@ async def _apply(rt: runtime.Runtime, body: Mapping[str, Any]) -> None:
         # addPassword may have run without its result being recorded: find it by its name.
         async with rt.limits.graph_read(subject.tenant):
             listed = await rt.graph.list_passwords(subject.tenant, subject.app, subject.owner)
-        revoke.extend(p.key_id for p in listed if p.display_name == journal.display_name)
+        revoke.extend(rotation.minted_by_attempt(journal, listed))
     # Graph first, Key Vault second. A version is disabled only once its secret is revoked:
     # disabling first and then failing to revoke (403 from Graph, a permanent error that ends
     # the finalizer) would leave a live credential whose only stored copy nobody can read.
