@@ -254,7 +254,7 @@ class World:
     events: FakeEvents
     clock: clocks.ManualClock
     policies: list[authorization.NamedPolicy]
-    bindings: list[retirement.BindingSync]
+    bindings: list[retirement.ConsumerSync]
     #: What the limiter waited (each wait moved the manual clock by as much).
     slept: list[float] = dataclasses.field(default_factory=list)
 
@@ -277,7 +277,7 @@ def world(
     events = FakeEvents()
     api = FakeApi(body if body is not None else sps_body())
     allowed = [ALLOW_ALL]
-    bindings: list[retirement.BindingSync] = []
+    bindings: list[retirement.ConsumerSync] = []
     counter = itertools.count(1)
 
     slept: list[float] = []
@@ -312,7 +312,7 @@ def world(
         ),
         clock=clock,
         new_id=ids or (lambda: f"r{next(counter):07d}"),
-        bindings_of=lambda ns, name: list(bindings),
+        consumers_of=lambda ns, name: list(bindings),
         accounted_elsewhere=lambda t, a, k: accounted,
     )
     return World(rt, api, fake_graph, vault, verifier, events, clock, allowed, bindings, slept)

@@ -10,7 +10,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -18,8 +17,8 @@ import pytest
 from rotator import metrics
 from rotator.clouds import databricks
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, kinds, models, schedule
-from rotator.handlers import binding, ports, waking, wiring
+from rotator.core import errors, models, schedule
+from rotator.handlers import binding, ports, wiring
 from tests.handlers import fakes
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
@@ -402,38 +401,6 @@ async def test_invalid_spec_stalls() -> None:
     assert env.workspace.calls == []
 
 
-def test_source_change_wakes_exactly_the_bindings_of_that_sps() -> None:
-    rt = fakes.world().rt
-
-    class Entry:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-    index: Mapping[tuple[str, str], list[Entry]] = {
-        ("ns", "sp"): [Entry("ns/a"), Entry("ns/b")],
-        ("ns", "other"): [Entry("ns/c")],
-    }
-    for name in ("a", "b", "c"):  # their daemons run
-        rt.memory(binding.binding_key("ns", name))
-    assert binding.wake_bindings_of(rt, index, "ns", "sp") == 2
-    events = rt.wakers._events
-    assert events[binding.binding_key("ns", "a")].is_set()
-    assert events[binding.binding_key("ns", "b")].is_set()
-    assert not events[binding.binding_key("ns", "c")].is_set()
-    # A binding's key never collides with an sps of the same name.
-    assert binding.binding_key("ns", "sp") != waking.key("ns", "sp")
-
-
-def test_source_fingerprint_follows_current_secret_and_vault_only() -> None:
-    body = fakes.sps_body()
-    body["status"] = {"current": {"keyId": "k1", "keyVaultVersion": "v1"}, "failures": 0}
-    before = binding.source_fingerprint(body)
-    body["status"]["failures"] = 3
-    assert binding.source_fingerprint(body) == before
-    body["status"]["current"]["keyVaultVersion"] = "v2"
-    assert binding.source_fingerprint(body) != before
-
-
 # --- drift of the scope's value ----------------------------------------------------------------
 
 TAMPERED = "typed-in-by-hand-0xdeadbeef"
@@ -622,25 +589,6 @@ async def test_a_deleted_binding_leaves_nothing_in_memory() -> None:
     assert not keys & set(rt.memories)
     assert rt.sizes()["wakers"] == 0 and rt.sizes()["memories"] == 0
     assert sorted(env.released) == sorted(keys)
-
-
-async def test_a_source_fingerprint_is_kept_in_the_sps_memory_and_goes_with_it() -> None:
-    rt = fakes.world().rt
-    index: dict[tuple[str, str], list[Any]] = {}
-    memo = {"runtime": rt}
-    body = fakes.sps_body()
-    body["status"] = {"current": {"keyId": "k1", "keyVaultVersion": "v1"}}
-    kwargs = {kinds.CONSUMERS_INDEX: index}
-    await binding.binding_source_changed(
-        namespace=fakes.NS, name=fakes.NAME, body=body, type="ADDED", memo=memo, **kwargs
-    )
-    obj = waking.key(fakes.NS, fakes.NAME)
-    assert rt.memory(obj).source_seen == binding.source_fingerprint(body)
-    rt.forget(obj)  # the sps's delete handler
-    await binding.binding_source_changed(
-        namespace=fakes.NS, name=fakes.NAME, body=body, type="DELETED", memo=memo, **kwargs
-    )
-    assert rt.sizes()["memories"] == 0 and rt.sizes()["wakers"] == 0
 
 
 async def test_adapter_cache_closes_a_client_once_no_binding_uses_it() -> None:

@@ -174,7 +174,7 @@ async def test_old_secret_waits_for_every_binding() -> None:
     await run(w)
     first = w.api.status().current
     assert first is not None
-    w.bindings.append(retirement.BindingSync(f"{NS}/prod", synced_key_id=first.key_id))
+    w.bindings.append(retirement.ConsumerSync(f"{NS}/prod", synced_key_id=first.key_id))
     w.api.body["metadata"]["annotations"] = {models.ROTATE_ANNOTATION: "x"}
     await run(w)
     [old] = w.api.status().retiring
@@ -185,7 +185,7 @@ async def test_old_secret_waits_for_every_binding() -> None:
     current = w.api.status().current
     assert current is not None
     synced = w.clock.now()
-    w.bindings[0] = retirement.BindingSync(
+    w.bindings[0] = retirement.ConsumerSync(
         f"{NS}/prod", synced_key_id=current.key_id, synced_at=synced
     )
     await run(w)

@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import kopf
@@ -62,7 +62,7 @@ from rotator.core import (
     schedule,
     syncing,
 )
-from rotator.handlers import daemons, delivering, ports, runtime, sourcing, waking
+from rotator.handlers import consuming, daemons, delivering, ports, runtime, sourcing, waking
 
 logger = logging.getLogger(__name__)
 
@@ -403,33 +403,6 @@ async def loop(
     await daemons.run(rt, obj, one_pass, stopped, on_exit=on_exit)
 
 
-def source_fingerprint(body: Mapping[str, Any]) -> Hashable:
-    """What a binding reads from its source sps: a change of it must wake the bindings."""
-    status = body.get("status") or {}
-    current = status.get("current") if isinstance(status, Mapping) else None
-    current = current if isinstance(current, Mapping) else {}
-    spec = body.get("spec") or {}
-    vault = spec.get("keyVault") if isinstance(spec, Mapping) else None
-    vault = vault if isinstance(vault, Mapping) else {}
-    return (
-        current.get("keyId"),
-        current.get("keyVaultVersion"),
-        vault.get("vaultUrl"),
-        vault.get("secretName"),
-        bool((body.get("metadata") or {}).get("deletionTimestamp")),
-    )
-
-
-def wake_bindings_of(rt: runtime.Runtime, index: Any, namespace: str, name: str) -> int:
-    """Wake every binding whose source is sps ``namespace/name``; how many were woken."""
-    woken = 0
-    for entry in index.get((namespace, name), ()):
-        binding_ns, _, binding_name = str(entry.name).partition("/")
-        rt.wakers.wake(binding_key(binding_ns, binding_name))
-        woken += 1
-    return woken
-
-
 def _runtime(memo: Any) -> runtime.Runtime:
     rt = memo.get("runtime")
     if not isinstance(rt, runtime.Runtime):
@@ -476,24 +449,11 @@ async def binding_spec_changed(
     rt.wakers.wake_if_changed(obj, fingerprint)
 
 
-@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.SPS, id="binding-source-changed")
-async def binding_source_changed(
-    namespace: str | None, name: str, body: kopf.Body, type: str, memo: Any, **kwargs: Any
-) -> None:
-    """An sps's current secret (or vault) changed: wake the bindings that copy it."""
-    rt = memo.get("runtime")
-    index = kwargs.get(kinds.CONSUMERS_INDEX)
-    if not isinstance(rt, runtime.Runtime) or index is None:
-        return
-    if type == "DELETED":
-        # The sps's memory (where its last fingerprint lives) is forgotten with it; its
-        # bindings look once more and find their source gone.
-        wake_bindings_of(rt, index, namespace or "", name)
-        return
-    # What the sps looked like to us last time, kept in its memory; first sight (None) counts
-    # as a change: a binding may be waiting for a source that only now appears.
-    memory = rt.memory(waking.key(namespace, name))
-    fingerprint = source_fingerprint(body)
-    if memory.source_seen != fingerprint:
-        memory.source_seen = fingerprint
-        wake_bindings_of(rt, index, namespace or "", name)
+def _source_of(spec: Mapping[str, Any]) -> str | None:
+    ref = (spec.get("source") or {}).get("servicePrincipalSecretRef") or {}
+    name = ref.get("name")
+    return str(name) if name else None
+
+
+# A binding is a consumer of the ServicePrincipalSecret it names (retirement waits for it).
+consuming.register(kinds.DSB, _source_of, binding_key)

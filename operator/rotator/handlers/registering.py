@@ -1,19 +1,18 @@
 """The kopf shell: start-up and clean-up, indices, the per-object daemon, wake-ups, deletion.
 
-Importing this module registers the ServicePrincipalSecret handlers with kopf's default
-registry; :func:`register` also imports the other handler modules (bindings) when present.
-Everything here stops at the kopf signature: typed values go into the handler modules,
-``**kwargs`` stays here.
+Importing this module registers every handler with kopf's default registry: the
+ServicePrincipalSecret handlers defined here, and every other handler module, imported
+statically below (:data:`HANDLER_MODULES`: one line per kind of sink). Everything here stops at
+the kopf signature: typed values go into the handler modules, ``**kwargs`` stays here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib
-import importlib.util
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from types import ModuleType
 from typing import Any, Final
 
 import kopf
@@ -22,9 +21,11 @@ from rotator import metrics
 from rotator import settings as operator_settings
 from rotator.clouds import graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import clocks, errors, kinds, models, retirement
+from rotator.core import clocks, errors, kinds, models
 from rotator.handlers import (
     apisession,
+    binding,
+    consuming,
     deleting,
     limiting,
     policing,
@@ -37,15 +38,16 @@ from rotator.handlers import (
 
 logger = logging.getLogger(__name__)
 
-#: Other handler modules registered alongside, when they exist.
-OTHER_HANDLER_MODULES: Final = ("rotator.handlers.binding",)
+#: Every module with kopf handlers besides this one, imported above (and so registered).
+HANDLER_MODULES: Final[tuple[ModuleType, ...]] = (
+    consuming,  # the consumers index and its wake-ups, shared by every sink kind
+    binding,  # DatabricksSecretBinding: a sink
+)
 
 
-def register() -> None:
-    """Make sure every handler module is imported (and so registered with kopf)."""
-    for name in OTHER_HANDLER_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
+def register() -> tuple[ModuleType, ...]:
+    """The handler modules registered with kopf (importing this module registered them)."""
+    return HANDLER_MODULES
 
 
 # --- Start-up and clean-up ------------------------------------------------------------------
@@ -78,7 +80,7 @@ def build_runtime(
             indices[kinds.NAMESPACE_INDEX],
         ),
         clock=clocks.SystemClock(),
-        bindings_of=_bindings_reader(indices[kinds.CONSUMERS_INDEX]),
+        consumers_of=consuming.reader(indices[kinds.CONSUMERS_INDEX]),
         accounted_elsewhere=_accounting_reader(indices[kinds.SECRETS_INDEX]),
     )
     return rt, [graph_adapter.close, vault_adapter.close, credential.close]
@@ -163,37 +165,6 @@ def rotator_namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[s
     return policing.namespace_entry(name, labels)
 
 
-def binding_entry(
-    namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
-) -> dict[tuple[str, str], retirement.BindingSync]:
-    """The index entry of one binding: (namespace, sps name) -> what it reports."""
-    ref = (spec.get("source") or {}).get("servicePrincipalSecretRef") or {}
-    target = ref.get("name")
-    if not target or not namespace:
-        return {}
-    synced_at = status.get("lastSyncTime")
-    try:
-        when = models.parse_time(synced_at) if isinstance(synced_at, str) else None
-    except ValueError:
-        when = None
-    return {
-        (namespace, str(target)): retirement.BindingSync(
-            name=f"{namespace}/{name}",
-            synced_key_id=status.get("syncedKeyId"),
-            synced_version=status.get("syncedVersion"),
-            synced_at=when,
-        )
-    }
-
-
-@kopf.index(kinds.GROUP, kinds.VERSION, kinds.DSB, id=kinds.CONSUMERS_INDEX)
-def rotator_bindings(
-    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
-) -> dict[tuple[str, str], retirement.BindingSync]:
-    """Bindings by the ServicePrincipalSecret they reference."""
-    return binding_entry(namespace, name, spec, status)
-
-
 def secret_entry(
     namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
 ) -> dict[tuple[str, str], tuple[str, frozenset[str]]]:
@@ -216,13 +187,6 @@ def rotator_secrets(
 ) -> dict[tuple[str, str], tuple[str, frozenset[str]]]:
     """Which credentials each ServicePrincipalSecret accounts for, by (tenant, application)."""
     return secret_entry(namespace, name, spec, status)
-
-
-def _bindings_reader(index: Any) -> Any:
-    def read(namespace: str, name: str) -> Iterable[retirement.BindingSync]:
-        return tuple(index.get((namespace, name), ()))
-
-    return read
 
 
 def _accounting_reader(index: Any) -> Any:
@@ -269,15 +233,6 @@ async def secret_changed(
             bool(meta.get("deletionTimestamp")),
         )
         rt.wakers.wake_if_changed(obj, fingerprint)
-
-
-@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.DSB)
-async def binding_changed(namespace: str | None, spec: kopf.Spec, memo: Any, **_: Any) -> None:
-    """A binding synced (or changed): the secret it references may retire an old one now."""
-    rt = memo.get("runtime")
-    ref = (spec.get("source") or {}).get("servicePrincipalSecretRef") or {}
-    if isinstance(rt, runtime.Runtime) and ref.get("name"):
-        rt.wakers.wake(waking.key(namespace, str(ref["name"])))
 
 
 @kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.RPOL)

@@ -81,8 +81,8 @@ class Runtime:
     clock: clocks.Clock
     wakers: waking.Wakers = dataclasses.field(default_factory=waking.Wakers)
     new_id: Callable[[], str] = new_rotation_id
-    #: (namespace, sps name) -> what the bindings referencing it report (a kopf index).
-    bindings_of: Callable[[str, str], Iterable[retirement.BindingSync]] = lambda _ns, _n: ()
+    #: (namespace, sps name) -> what the consumers of it report (a kopf index).
+    consumers_of: Callable[[str, str], Iterable[retirement.ConsumerSync]] = lambda _ns, _n: ()
     #: (tenant, application, this object's key) -> keyIds and displayNames that OTHER
     #: ServicePrincipalSecrets of the same application account for (a kopf index).
     accounted_elsewhere: Callable[[str, str, str], frozenset[str]] = lambda _t, _a, _k: frozenset()
