@@ -726,3 +726,18 @@ async def test_a_stored_rotation_is_promoted_not_superseded() -> None:
     await run(w)
     assert key_id in w.graph.passwords
     assert first.key_id in [r.key_id for r in w.api.status().retiring]
+
+
+async def test_a_streak_of_transient_failures_posts_one_warning() -> None:
+    """The event policy both kinds share: one Warning per streak, not one per retry."""
+    w = fakes.world(by_object_id())
+    for _ in range(3):
+        w.graph.fail_resolve.append(errors.Throttled("Graph throttled the request", 3.0))
+    for _ in range(3):
+        wait = await run(w)
+        assert wait is not None
+        w.clock.advance(dt.timedelta(seconds=wait))
+    assert w.api.status().failures == 3
+    assert w.events.reasons().count(reasons.THROTTLED) == 1
+    await run(w)
+    assert w.api.status().current is not None

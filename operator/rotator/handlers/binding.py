@@ -62,7 +62,16 @@ from rotator.core import (
     schedule,
     syncing,
 )
-from rotator.handlers import consuming, daemons, delivering, ports, runtime, sourcing, waking
+from rotator.handlers import (
+    consuming,
+    daemons,
+    delivering,
+    ports,
+    reporting,
+    runtime,
+    sourcing,
+    waking,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,18 +132,14 @@ class Pass:
         self.status = new
 
     def event(self, type_: ports.EventType, reason: str, message: str) -> None:
-        self.rt.events.post(self.body, type_, reason, message)
-
-    def entering(self, type_: str, reason: str) -> bool:
-        """Whether condition ``type_`` is not yet True with ``reason`` (post its event once)."""
-        found = conditions.find(self.status.conditions, type_)
-        return not (found is not None and found.status == "True" and found.reason == reason)
+        """A Kubernetes event about this binding (and the same line in the log)."""
+        reporting.post(self.rt.events, self.body, self.key, type_, reason, message)
 
 
 async def stall(p: Pass, exc: errors.PermanentError) -> None:
     """Stalled with the error's reason; a Warning event when newly stalled for it."""
     signal = conditions.Signal(exc.reason, exc.message)
-    if p.entering(conditions.STALLED, exc.reason):
+    if conditions.newly_stalled(p.status.conditions, exc.reason, exc.message):
         p.event("Warning", exc.reason, exc.message)
     await p.save(p.status, ready=False, signal=signal, stalled=signal)
 
@@ -359,12 +364,12 @@ async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
     reason = exc.reason
     signal = conditions.Signal(reason, exc.message)
     if isinstance(exc, errors.PermanentError):
-        if p.entering(conditions.STALLED, reason):
+        if conditions.newly_stalled(p.status.conditions, reason, exc.message):
             p.event("Warning", reason, exc.message)
         await p.save(status, ready=False, signal=signal, stalled=signal)
         delay = rt.config.drift_check_interval.total_seconds()
     else:
-        if failures == 1:  # once per streak of failures, not on every retry
+        if conditions.streak_begins(failures):
             p.event("Warning", reason, exc.message)
         await p.save(status, ready=False, signal=signal, reconciling=signal)
         delay = schedule.backoff_delay(failures, errors.retry_after(exc), key=p.key)

@@ -249,7 +249,8 @@ async def _failed(
             _with_failure(subject.status, failures, exc.message, now, retry_at=memory.retry_at),
             reconciling=conditions.Signal(reason, f"{exc.message}; retrying in {delay:.0f}s"),
         )
-        subject.event("Warning", reason, f"{exc.message}; retrying in {delay:.0f}s")
+        if conditions.streak_begins(failures):
+            subject.event("Warning", reason, f"{exc.message}; retrying in {delay:.0f}s")
         return delay
     await _stall(subject, exc)
     if triggers.at_risk(subject.spec, subject.status, now):
@@ -287,13 +288,7 @@ async def _stall(
         # Not for a policy denial: a new or widened policy must take effect without an edit.
         memory.stalled_on = (meta.generation, meta.rotate_request)
     memory.retry_at = None
-    previous = conditions.find(subject.status.conditions, conditions.STALLED)
-    already = (
-        previous is not None
-        and previous.status == "True"
-        and previous.reason == reason
-        and previous.message == exc.message
-    )
+    already = not conditions.newly_stalled(subject.status.conditions, reason, exc.message)
     metrics.FAILURES.labels(reason=reason, kind="permanent").inc()
     failures = subject.status.failures if already else subject.status.failures + 1
     await subject.save(

@@ -74,3 +74,24 @@ class KopfEvents:
         import kopf
 
         kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
+
+
+def post(
+    events: ports.Events,
+    body: Mapping[str, Any],
+    key: str,
+    type_: ports.EventType,
+    reason: str,
+    message: str,
+) -> None:
+    """Post an event about object ``key`` and log the same line; never fail the caller.
+
+    The one way both kinds post events. Whether a failure is worth one at all is the event
+    policy in :mod:`rotator.core.conditions` (``newly_stalled``, ``streak_begins``).
+    """
+    level = logging.WARNING if type_ == "Warning" else logging.INFO
+    logger.log(level, "%s: %s: %s", key, reason, message)
+    try:
+        events.post(body, type_, reason, message)
+    except Exception:  # an event is never worth failing a rotation or a sync for
+        logger.exception("could not post event %s for %s", reason, key)

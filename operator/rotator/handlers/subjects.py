@@ -15,7 +15,7 @@ from typing import Any
 
 from rotator.clouds import graph
 from rotator.core import conditions, models, readiness
-from rotator.handlers import ports, runtime, waking
+from rotator.handlers import ports, reporting, runtime, waking
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +109,4 @@ class Subject:
 
     def event(self, type_: ports.EventType, reason: str, message: str) -> None:
         """A Kubernetes event about this object (and the same line in the log)."""
-        level = logging.WARNING if type_ == "Warning" else logging.INFO
-        logger.log(level, "%s/%s: %s: %s", self.namespace, self.name, reason, message)
-        try:
-            self.rt.events.post(self.body, type_, reason, message)
-        except Exception:  # an event is never worth failing a rotation for
-            logger.exception("could not post event %s for %s", reason, self.key)
+        reporting.post(self.rt.events, self.body, self.key, type_, reason, message)
