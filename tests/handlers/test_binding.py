@@ -339,7 +339,10 @@ async def test_failed_job_keeps_synced_fields_behind() -> None:
 async def test_transient_failure_retries_with_backoff_and_recovers() -> None:
     env = Env()
     env.workspace.fail["put_secret"] = errors.TransientError("workspace busy", retry_after=30)
+    labels = {"reason": "TransientError", "kind": "transient"}
+    counted = metrics.REGISTRY.get_sample_value("rotator_failures_total", labels) or 0.0
     wait = await env.run()
+    assert metrics.REGISTRY.get_sample_value("rotator_failures_total", labels) == counted + 1
     assert wait is not None and wait >= 30
     reconciling = env.condition("Reconciling")
     assert reconciling is not None and reconciling.reason == "TransientError"

@@ -363,7 +363,9 @@ async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
     )
     reason = exc.reason
     signal = conditions.Signal(reason, exc.message)
-    if isinstance(exc, errors.PermanentError):
+    permanent = isinstance(exc, errors.PermanentError)
+    metrics.FAILURES.labels(reason=reason, kind="permanent" if permanent else "transient").inc()
+    if permanent:
         if conditions.newly_stalled(p.status.conditions, reason, exc.message):
             p.event("Warning", reason, exc.message)
         await p.save(status, ready=False, signal=signal, stalled=signal)
