@@ -18,7 +18,7 @@ from rotator import metrics
 from rotator.clouds import databricks
 from rotator.clouds import settings as cloud_settings
 from rotator.core import errors, models, schedule
-from rotator.handlers import binding, ports, wiring
+from rotator.handlers import binding, ports, recording, wiring
 from tests.handlers import fakes
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
@@ -206,7 +206,7 @@ async def test_sync_from_sps_writes_the_current_version_and_records_it() -> None
     assert env.condition("Reconciling") is None and env.condition("Stalled") is None
     assert env.w.events.reasons() == ["Synced"]
     assert env.tokens == [None]  # the operator's own identity: no PAT
-    assert env.users == [binding.binding_key(fakes.NS, "etl-prod")]
+    assert env.users == [recording.binding_key(fakes.NS, "etl-prod")]
     assert wait == 3600.0  # woken by its source, or for the scope's drift check
     assert VALUE not in env.everything_shown()
 
@@ -583,9 +583,9 @@ async def test_a_deleted_binding_leaves_nothing_in_memory() -> None:
     ]
     for _ in range(50):
         await asyncio.sleep(0)
-    keys = {binding.binding_key(fakes.NS, n) for n in names}
+    keys = {recording.binding_key(fakes.NS, n) for n in names}
     assert keys <= set(rt.memories)
-    assert rt.memory(binding.binding_key(fakes.NS, "b0")).failures == 1
+    assert rt.memory(recording.binding_key(fakes.NS, "b0")).failures == 1
     for n in names:
         stops[n].set()
     await asyncio.wait_for(asyncio.gather(*tasks), 1)
@@ -618,7 +618,7 @@ async def test_after_a_long_restart_first_checks_are_spread_over_one_interval() 
     env.w.rt.memories.clear()  # a new process, five hours later
     env.w.clock.advance(dt.timedelta(hours=5))
     calls = len(env.workspace.calls)
-    offset = schedule.spread(binding.binding_key(fakes.NS, "etl-prod"), dt.timedelta(hours=1))
+    offset = schedule.spread(recording.binding_key(fakes.NS, "etl-prod"), dt.timedelta(hours=1))
     assert offset >= dt.timedelta(minutes=1)  # this binding's place in the interval
     assert await env.run() == offset.total_seconds()
     assert len(env.workspace.calls) == calls  # not every binding at once at start-up

@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from rotator.core import kinds, retirement
-from rotator.handlers import binding, consuming, waking
+from rotator.handlers import binding, consuming, recording, waking
 from tests.handlers import fakes
 
 
@@ -19,13 +19,13 @@ def test_a_consumer_is_indexed_by_the_secret_it_names() -> None:
         "prod",
         binding._source_of(spec),
         {"syncedKeyId": "k2", "syncedVersion": "v2", "lastSyncTime": "2026-11-26T05:00:00Z"},
-        binding.binding_key("ns", "prod"),
+        recording.binding_key("ns", "prod"),
     )
     [(key, sync)] = entry.items()
     assert key == ("ns", "etl-sp")
     assert sync.synced_key_id == "k2" and sync.name == "ns/prod"
     assert sync.synced_at is not None and sync.synced_at.year == 2026
-    assert sync.key == binding.binding_key("ns", "prod")
+    assert sync.key == recording.binding_key("ns", "prod")
 
 
 def test_a_binding_with_a_key_vault_source_is_no_consumer() -> None:
@@ -41,7 +41,7 @@ def test_an_unreadable_sync_time_is_no_time() -> None:
 
 def test_source_change_wakes_exactly_the_consumers_of_that_sps() -> None:
     rt = fakes.world().rt
-    keys = {name: binding.binding_key("ns", name) for name in ("a", "b", "c")}
+    keys = {name: recording.binding_key("ns", name) for name in ("a", "b", "c")}
     index = {
         ("ns", "sp"): [
             retirement.ConsumerSync("ns/a", key=keys["a"]),
@@ -56,7 +56,7 @@ def test_source_change_wakes_exactly_the_consumers_of_that_sps() -> None:
     assert events[keys["a"]].is_set() and events[keys["b"]].is_set()
     assert not events[keys["c"]].is_set()
     # A binding's key never collides with an sps of the same name.
-    assert binding.binding_key("ns", "sp") != waking.key("ns", "sp")
+    assert recording.binding_key("ns", "sp") != waking.key("ns", "sp")
 
 
 async def test_a_source_fingerprint_is_kept_in_the_sps_memory_and_goes_with_it() -> None:

@@ -35,18 +35,18 @@ Databricks client when no other binding uses it, when the binding's daemon ends.
 Everything outside the process goes through :class:`ports.BindingPorts` (Databricks
 workspaces, the Kubernetes Secret holding a PAT, the binding's own status) or the shared runtime
 (Key Vault, policies, events, clock), so unit tests swap fakes in at exactly that boundary. The
-source is resolved in :mod:`rotator.handlers.sourcing`, the Databricks work is done in
-:mod:`rotator.handlers.delivering`, and the production adapters are in
-:mod:`rotator.handlers.wiring`; this module decides, records and schedules.
+source is resolved in :mod:`rotator.handlers.sourcing`, the decisions are
+:mod:`rotator.core.syncing`'s, the Databricks work is done in :mod:`rotator.handlers.delivering`,
+status, events and failures are recorded by :mod:`rotator.handlers.recording`, and the production
+adapters are in :mod:`rotator.handlers.wiring`; this module runs the pass and its kopf handlers.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
 import kopf
 
@@ -59,7 +59,6 @@ from rotator.core import (
     models,
     readiness,
     reasons,
-    schedule,
     syncing,
 )
 from rotator.handlers import (
@@ -67,81 +66,12 @@ from rotator.handlers import (
     daemons,
     delivering,
     ports,
-    reporting,
+    recording,
     runtime,
     sourcing,
-    waking,
 )
 
 logger = logging.getLogger(__name__)
-
-#: Per-object keys of bindings in the shared runtime (wakers, memory) must never equal a
-#: ServicePrincipalSecret's ``namespace/name``; ":" cannot occur in an object name.
-_KEY_PREFIX: Final = "dsb:"
-
-
-def binding_key(namespace: str | None, name: str) -> str:
-    """The runtime key (wakers, memory) of one binding."""
-    return waking.key(namespace, _KEY_PREFIX + name)
-
-
-@dataclasses.dataclass
-class Pass:
-    """The binding being reconciled, and how to save its status and post its events."""
-
-    rt: runtime.Runtime
-    io: ports.BindingPorts
-    body: Mapping[str, Any]
-    meta: models.ResourceMeta
-    status: models.DatabricksSecretBindingStatus
-
-    @property
-    def namespace(self) -> str:
-        return self.meta.namespace or ""
-
-    @property
-    def key(self) -> str:
-        return binding_key(self.meta.namespace, self.meta.name)
-
-    async def save(
-        self,
-        status: models.DatabricksSecretBindingStatus,
-        *,
-        ready: bool,
-        signal: conditions.Signal,
-        reconciling: conditions.Signal | None = None,
-        stalled: conditions.Signal | None = None,
-    ) -> None:
-        """Render conditions and patch only what changed (an idle pass writes nothing)."""
-        now = self.rt.clock.now()
-        rendered = conditions.render(
-            status.conditions,
-            ready=ready,
-            signal=signal,
-            generation=self.meta.generation,
-            now=now,
-            reconciling=reconciling,
-            stalled=stalled,
-        )
-        new = status.model_copy(
-            update={"conditions": rendered, "observed_generation": self.meta.generation}
-        )
-        patch = readiness.diff_patch(self.status.to_dict(), new.to_patch())
-        if patch:
-            await self.io.bindings.patch_status(self.namespace, self.meta.name, patch)
-        self.status = new
-
-    def event(self, type_: ports.EventType, reason: str, message: str) -> None:
-        """A Kubernetes event about this binding (and the same line in the log)."""
-        reporting.post(self.rt.events, self.body, self.key, type_, reason, message)
-
-
-async def stall(p: Pass, exc: errors.PermanentError) -> None:
-    """Stalled with the error's reason; a Warning event when newly stalled for it."""
-    signal = conditions.Signal(exc.reason, exc.message)
-    if conditions.newly_stalled(p.status.conditions, exc.reason, exc.message):
-        p.event("Warning", exc.reason, exc.message)
-    await p.save(p.status, ready=False, signal=signal, stalled=signal)
 
 
 async def reconcile(
@@ -156,18 +86,18 @@ async def reconcile(
         status = models.DatabricksSecretBindingStatus.from_dict(body.get("status"))
     except errors.PermanentError as exc:
         # Start from an empty record: the next successful sync rewrites every field.
-        p = Pass(rt, port, body, meta, models.DatabricksSecretBindingStatus())
-        await stall(p, exc)
+        p = recording.Pass(rt, port, body, meta, models.DatabricksSecretBindingStatus())
+        await recording.stall(p, exc)
         return None
-    p = Pass(rt, port, body, meta, status)
+    p = recording.Pass(rt, port, body, meta, status)
     try:
         spec = models.DatabricksSecretBindingSpec.from_body(body)
     except errors.SpecError as exc:
-        await stall(p, exc)
+        await recording.stall(p, exc)
         return None
     decision = rt.police.check(namespace, authorization.request_for_binding(spec))
     if not decision.allowed:
-        await stall(p, errors.NotAuthorized(decision.message))
+        await recording.stall(p, errors.NotAuthorized(decision.message))
         return None
     memory = rt.memory(p.key)
     now = rt.clock.now()
@@ -184,7 +114,7 @@ async def reconcile(
         await p.save(p.status, ready=False, signal=signal, reconciling=signal)
         return None  # the source's status change wakes us
     except errors.RotatorError as exc:
-        return await failed(p, exc)
+        return await recording.failed(p, exc)
     finally:
         if spec.source.key_vault is not None:
             memory.drift_checked = now
@@ -195,13 +125,13 @@ async def reconcile(
         try:
             await check_scope(p, spec, source)
         except errors.RotatorError as exc:
-            return await failed(p, exc)
+            return await recording.failed(p, exc)
     await p.save(p.status, ready=True, signal=readiness.synced(p.status))
     return syncing.next_check(snapshot(p, spec, now))
 
 
 def snapshot(
-    p: Pass, spec: models.DatabricksSecretBindingSpec, now: dt.datetime
+    p: recording.Pass, spec: models.DatabricksSecretBindingSpec, now: dt.datetime
 ) -> syncing.Snapshot:
     """What the binding's decisions (:mod:`rotator.core.syncing`) look at, as of now."""
     memory = p.rt.memory(p.key)
@@ -222,7 +152,9 @@ def snapshot(
     )
 
 
-async def _workspace(p: Pass, spec: models.DatabricksSecretBindingSpec) -> ports.Workspace:
+async def _workspace(
+    p: recording.Pass, spec: models.DatabricksSecretBindingSpec
+) -> ports.Workspace:
     """The binding's workspace client: the operator's identity, or the PAT it names."""
     token = None
     auth = spec.workspace.auth
@@ -233,7 +165,7 @@ async def _workspace(p: Pass, spec: models.DatabricksSecretBindingSpec) -> ports
 
 
 async def check_scope(
-    p: Pass, spec: models.DatabricksSecretBindingSpec, source: sourcing.Source
+    p: recording.Pass, spec: models.DatabricksSecretBindingSpec, source: sourcing.Source
 ) -> None:
     """The drift check of a synced binding: repair a scope changed outside the operator."""
     memory = p.rt.memory(p.key)
@@ -274,7 +206,7 @@ async def check_scope(
 
 
 async def run_sync(
-    p: Pass, spec: models.DatabricksSecretBindingSpec, source: sourcing.Source
+    p: recording.Pass, spec: models.DatabricksSecretBindingSpec, source: sourcing.Source
 ) -> float | None:
     """Sync now: Reconciling first, then the cloud work, then the record (or the failure)."""
     rt = p.rt
@@ -293,11 +225,11 @@ async def run_sync(
         workspace = await _workspace(p, spec)
         result = await delivering.sync(rt, workspace, spec, source, p.status, memory)
     except errors.RotatorError as exc:
-        return await failed(p, exc)
+        return await recording.failed(p, exc)
     jobs = tuple(o.status for o in result.jobs)
     if result.error is not None:
         p.status = p.status.model_copy(update={"jobs": jobs})
-        return await failed(p, result.error)
+        return await recording.failed(p, result.error)
     now = rt.clock.now()
     version_changed = p.status.synced_version != source.version
     synced = p.status.model_copy(
@@ -348,41 +280,6 @@ async def run_sync(
     return syncing.next_check(snapshot(p, spec, now))
 
 
-async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
-    """Record a failure: transient ones retry with backoff, permanent ones stall (and are
-    retried rarely, since a fix may happen in Databricks or Key Vault, not in the spec)."""
-    rt = p.rt
-    now = rt.clock.now()
-    # Also counted in memory, so the backoff does not depend on reading our own status write
-    # back (a restart starts the backoff over, which is harmless).
-    memory = rt.memory(p.key)
-    memory.failures += 1
-    failures = memory.failures
-    status = p.status.model_copy(
-        update={"failures": failures, "last_error": exc.message, "last_failure_time": now}
-    )
-    reason = exc.reason
-    signal = conditions.Signal(reason, exc.message)
-    permanent = isinstance(exc, errors.PermanentError)
-    metrics.FAILURES.labels(reason=reason, kind="permanent" if permanent else "transient").inc()
-    if permanent:
-        if conditions.newly_stalled(p.status.conditions, reason, exc.message):
-            p.event("Warning", reason, exc.message)
-        await p.save(status, ready=False, signal=signal, stalled=signal)
-        delay = rt.config.drift_check_interval.total_seconds()
-    else:
-        if conditions.streak_begins(failures):
-            p.event("Warning", reason, exc.message)
-        await p.save(status, ready=False, signal=signal, reconciling=signal)
-        delay = schedule.backoff_delay(failures, errors.retry_after(exc), key=p.key)
-    memory.retry_at = now + dt.timedelta(seconds=delay)
-    logger.warning("binding %s/%s: %s (retry in %.0fs)", p.namespace, p.meta.name, reason, delay)
-    return delay
-
-
-# --- the daemon and its wake-ups ----------------------------------------------------------------
-
-
 async def loop(
     rt: runtime.Runtime,
     port: ports.BindingPorts,
@@ -395,7 +292,7 @@ async def loop(
     ] = reconcile,
 ) -> None:
     """The per-binding daemon (:func:`rotator.handlers.daemons.run` over :func:`reconcile`)."""
-    obj = binding_key(namespace, name)
+    obj = recording.binding_key(namespace, name)
 
     async def one_pass() -> float | None:
         return await pass_(rt, port, namespace, name)
@@ -444,7 +341,7 @@ async def binding_spec_changed(
     rt = memo.get("runtime")
     if not isinstance(rt, runtime.Runtime):
         return
-    obj = binding_key(namespace, name)
+    obj = recording.binding_key(namespace, name)
     if type == "DELETED":
         # Nothing to undo in Databricks: the value stays where its consumers read it.
         rt.forget(obj)
@@ -463,4 +360,4 @@ def _source_of(spec: Mapping[str, Any]) -> str | None:
 
 
 # A binding is a consumer of the ServicePrincipalSecret it names (retirement waits for it).
-consuming.register(kinds.DSB, _source_of, binding_key)
+consuming.register(kinds.DSB, _source_of, recording.binding_key)
