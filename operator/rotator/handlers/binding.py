@@ -108,7 +108,7 @@ async def reconcile(
         # Nothing new can have happened that we would be told about: wait for the next look.
         return syncing.next_check(seen)
     try:
-        source = await sourcing.resolve_source(rt, namespace, spec)
+        source = await sourcing.resolve_source(rt, namespace, spec.source)
     except sourcing.SourceNotReady as exc:
         signal = conditions.Signal(reasons.SOURCE_NOT_READY, exc.message)
         await p.save(p.status, ready=False, signal=signal, reconciling=signal)

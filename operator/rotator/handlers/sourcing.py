@@ -3,7 +3,8 @@
 A ``servicePrincipalSecretRef`` source is read from the ServicePrincipalSecret's
 ``status.current`` (an API server read, never a cloud call); a ``keyVault`` source is the
 vault's latest version (one Key Vault read). Either way the result is a :class:`Source`:
-the one version a binding must deliver, and how messages name it.
+the one version a binding must deliver, and how messages name it. Any sink whose spec has a
+``source`` (:class:`rotator.core.models.BindingSource`) resolves it here.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ class SourceNotReady(Exception):
 
 
 async def resolve_source(
-    rt: runtime.Runtime, namespace: str, spec: models.DatabricksSecretBindingSpec
+    rt: runtime.Runtime, namespace: str, wanted: models.BindingSource
 ) -> Source:
     """The source's current version: sps status (an API read) or Key Vault latest (a cloud call)."""
-    ref = spec.source.service_principal_secret_ref
+    ref = wanted.service_principal_secret_ref
     if ref is not None:
         body = await rt.status.read(namespace, ref.name)
         if body is None:
@@ -59,7 +60,7 @@ async def resolve_source(
             key_id=current.key_id,
             label=f"ServicePrincipalSecret {ref.name!r} (secret {current.key_id})",
         )
-    source = spec.source.key_vault
+    source = wanted.key_vault
     assert source is not None  # the spec model guarantees exactly one source
     latest = await rt.vault.latest(source.vault_url, source.secret_name)
     if latest is None:
