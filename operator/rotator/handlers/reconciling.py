@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from rotator import metrics
@@ -31,7 +30,6 @@ from rotator.core import (
     errors,
     facts,
     models,
-    readiness,
     reasons,
     retirement,
     rotation,
@@ -87,12 +85,12 @@ async def reconcile(rt: runtime.Runtime, namespace: str, name: str) -> float | N
     try:
         status = models.ServicePrincipalSecretStatus.from_dict(body.get("status"))
     except errors.PermanentError as exc:
-        await _stall_unreadable(rt, body, meta, exc)
+        await subjects.stall_unreadable(rt, body, meta, exc)
         return None
     try:
         spec = models.ServicePrincipalSecretSpec.from_body(body)
     except errors.SpecError as exc:
-        await _stall_invalid_spec(rt, body, meta, status, exc)
+        await subjects.stall_invalid_spec(rt, body, meta, status, exc)
         return None
     subject = subjects.Subject.parse(body, rt, spec, status)
     decision = rt.police.check(namespace, authorization.request_for_secret(spec))
@@ -315,60 +313,6 @@ def _with_failure(
             "next_retry_time": retry_at.replace(microsecond=0) if retry_at else None,
         }
     )
-
-
-async def _stall_invalid_spec(
-    rt: runtime.Runtime,
-    body: Mapping[str, Any],
-    meta: models.ResourceMeta,
-    status: models.ServicePrincipalSecretStatus,
-    exc: errors.SpecError,
-) -> None:
-    await _write_without_spec(
-        rt, body, meta, status, conditions.Signal(reasons.INVALID_SPEC, exc.message)
-    )
-
-
-async def _stall_unreadable(
-    rt: runtime.Runtime,
-    body: Mapping[str, Any],
-    meta: models.ResourceMeta,
-    exc: errors.PermanentError,
-) -> None:
-    # The status cannot be parsed, so only conditions are written (a fresh list).
-    await _write_without_spec(
-        rt,
-        body,
-        meta,
-        models.ServicePrincipalSecretStatus(),
-        conditions.Signal(reasons.INVALID_STATUS, exc.message),
-        only_conditions=True,
-    )
-
-
-async def _write_without_spec(
-    rt: runtime.Runtime,
-    body: Mapping[str, Any],
-    meta: models.ResourceMeta,
-    status: models.ServicePrincipalSecretStatus,
-    signal: conditions.Signal,
-    *,
-    only_conditions: bool = False,
-) -> None:
-    rendered = readiness.render(
-        status, None, generation=meta.generation, now=rt.clock.now(), stalled=signal
-    )
-    written = dict(body.get("status") or {})
-    full = rendered.to_patch()
-    if only_conditions:
-        full = {"conditions": full["conditions"], "observedGeneration": meta.generation}
-    patch = readiness.diff_patch(written, full)
-    previous = conditions.find(status.conditions, conditions.STALLED)
-    if patch:
-        await rt.status.patch_status(meta.namespace or "", meta.name, patch)
-    if previous is None or previous.message != signal.message:
-        logger.warning("%s/%s: %s: %s", meta.namespace, meta.name, signal.reason, signal.message)
-        rt.events.post(body, "Warning", signal.reason, signal.message)
 
 
 def _observe_expiry(subject: subjects.Subject) -> None:

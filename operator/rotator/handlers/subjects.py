@@ -3,7 +3,9 @@
 A :class:`Subject` is built from a fresh read of the object at the start of every reconcile
 (the API server is the single record; kopf's cached body may lag behind our own status writes)
 and is the only way the handlers write status: :meth:`Subject.save` renders the conditions,
-diffs against what the server holds and sends only the changed top-level keys.
+diffs against what the server holds and sends only the changed top-level keys. When the spec
+or the status cannot be parsed there is no Subject: :func:`stall_invalid_spec` and
+:func:`stall_unreadable` write the Stalled condition alone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotator.clouds import graph
-from rotator.core import conditions, models, readiness
+from rotator.core import conditions, errors, models, readiness, reasons
 from rotator.handlers import ports, reporting, runtime, waking
 
 logger = logging.getLogger(__name__)
@@ -110,3 +112,62 @@ class Subject:
     def event(self, type_: ports.EventType, reason: str, message: str) -> None:
         """A Kubernetes event about this object (and the same line in the log)."""
         reporting.post(self.rt.events, self.body, self.key, type_, reason, message)
+
+
+# --- Writing status when there is no Subject: the spec or the status cannot be parsed ---------
+
+
+async def stall_invalid_spec(
+    rt: runtime.Runtime,
+    body: Mapping[str, Any],
+    meta: models.ResourceMeta,
+    status: models.ServicePrincipalSecretStatus,
+    exc: errors.SpecError,
+) -> None:
+    """Stalled with InvalidSpec: the spec cannot be parsed, so nothing else is decided."""
+    await _write_without_spec(
+        rt, body, meta, status, conditions.Signal(reasons.INVALID_SPEC, exc.message)
+    )
+
+
+async def stall_unreadable(
+    rt: runtime.Runtime,
+    body: Mapping[str, Any],
+    meta: models.ResourceMeta,
+    exc: errors.PermanentError,
+) -> None:
+    """Stalled with InvalidStatus: the status cannot be parsed."""
+    # The status cannot be parsed, so only conditions are written (a fresh list).
+    await _write_without_spec(
+        rt,
+        body,
+        meta,
+        models.ServicePrincipalSecretStatus(),
+        conditions.Signal(reasons.INVALID_STATUS, exc.message),
+        only_conditions=True,
+    )
+
+
+async def _write_without_spec(
+    rt: runtime.Runtime,
+    body: Mapping[str, Any],
+    meta: models.ResourceMeta,
+    status: models.ServicePrincipalSecretStatus,
+    signal: conditions.Signal,
+    *,
+    only_conditions: bool = False,
+) -> None:
+    rendered = readiness.render(
+        status, None, generation=meta.generation, now=rt.clock.now(), stalled=signal
+    )
+    written = dict(body.get("status") or {})
+    full = rendered.to_patch()
+    if only_conditions:
+        full = {"conditions": full["conditions"], "observedGeneration": meta.generation}
+    patch = readiness.diff_patch(written, full)
+    previous = conditions.find(status.conditions, conditions.STALLED)
+    if patch:
+        await rt.status.patch_status(meta.namespace or "", meta.name, patch)
+    if previous is None or previous.message != signal.message:
+        logger.warning("%s/%s: %s: %s", meta.namespace, meta.name, signal.reason, signal.message)
+        rt.events.post(body, "Warning", signal.reason, signal.message)
