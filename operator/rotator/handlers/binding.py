@@ -69,6 +69,7 @@ from rotator.handlers import (
     recording,
     runtime,
     sourcing,
+    wiring,
 )
 
 logger = logging.getLogger(__name__)
@@ -314,11 +315,9 @@ def _runtime(memo: Any) -> runtime.Runtime:
     return rt
 
 
-def _ports(memo: Any) -> ports.BindingPorts:
-    found = memo.get("binding_ports")
-    if not isinstance(found, ports.BindingPorts):
-        raise kopf.TemporaryError("the operator is still starting", delay=1)
-    return found
+def _ports(rt: runtime.Runtime) -> ports.BindingPorts:
+    """The bindings' production ports, built on first use and kept in the runtime."""
+    return rt.attach(kinds.DSB, lambda: wiring.binding_ports(rt))
 
 
 @kopf.daemon(kinds.GROUP, kinds.VERSION, kinds.DSB, id="binding-sync", cancellation_timeout=10.0)
@@ -326,7 +325,8 @@ async def binding_daemon(
     stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
     """One long-lived loop per DatabricksSecretBinding."""
-    await loop(_runtime(memo), _ports(memo), namespace or "", name, stopped)
+    rt = _runtime(memo)
+    await loop(rt, _ports(rt), namespace or "", name, stopped)
 
 
 @kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.DSB, id="binding-spec-changed")
@@ -345,7 +345,7 @@ async def binding_spec_changed(
     if type == "DELETED":
         # Nothing to undo in Databricks: the value stays where its consumers read it.
         rt.forget(obj)
-        found = memo.get("binding_ports")
+        found = rt.attached.get(kinds.DSB)
         if isinstance(found, ports.BindingPorts):
             await found.workspaces.release(obj)
         return

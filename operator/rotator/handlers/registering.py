@@ -106,7 +106,6 @@ async def startup(
     )
     rt, closers = build_runtime(config, cloud, kwargs)
     memo["runtime"] = rt
-    memo["binding_ports"] = wiring.binding_ports(rt)
     metrics.track_sizes(rt.sizes)
     memo["closers"] = closers
     logger.info(

@@ -17,11 +17,14 @@ import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar, cast
 
 from rotator import settings as operator_settings
 from rotator.clouds import settings as cloud_settings
 from rotator.core import clocks, errors, retirement
 from rotator.handlers import limiting, policing, ports, waking
+
+T = TypeVar("T")
 
 
 def new_rotation_id() -> str:
@@ -89,6 +92,16 @@ class Runtime:
     memories: dict[str, Memory] = dataclasses.field(default_factory=dict)
     #: More structures to count in :meth:`sizes` (the bindings' Databricks clients).
     tracked: dict[str, Callable[[], int]] = dataclasses.field(default_factory=dict)
+    #: What a kind builds for itself on first use (a sink's ports), by kind: kept here, with
+    #: everything else the process holds, rather than in a module global.
+    attached: dict[str, object] = dataclasses.field(default_factory=dict)
+
+    def attach(self, kind: str, build: Callable[[], T]) -> T:
+        """What ``kind`` keeps for the process, built by ``build`` on first use."""
+        found = self.attached.get(kind)
+        if found is None:
+            found = self.attached[kind] = build()
+        return cast(T, found)
 
     def memory(self, obj: str) -> Memory:
         """The memory of object ``obj`` (``namespace/name``), created on first use.
