@@ -18,7 +18,7 @@ from typing import Any
 from rotator import settings as operator_settings
 from rotator.clouds import graph, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import authorization, clocks, errors, models, retirement
+from rotator.core import authorization, clocks, errors, models, retirement, sensitive
 from rotator.handlers import limiting, policing, runtime
 
 NS = "data-eng"
@@ -55,7 +55,7 @@ class FakeGraph:
         self.passwords[key_id] = graph.PasswordInfo(key_id, display_name, text[:3], None, end)
         self.texts[key_id] = text
         return graph.MintedSecret(
-            key_id=key_id, hint=text[:3], text=errors.SecretText(text), end=end
+            key_id=key_id, hint=text[:3], text=sensitive.SecretText(text), end=end
         )
 
     def seed(self, display_name: str) -> str:
@@ -109,18 +109,18 @@ class FakeVault:
         found = self.versions.get(name)
         return found[-1][0] if found else None
 
-    async def read(self, vault: str, name: str, version: str) -> errors.SecretText:
+    async def read(self, vault: str, name: str, version: str) -> sensitive.SecretText:
         self.calls.append(("read", name))
         for props, value in self.versions.get(name, []):
             if props.version == version:
-                return errors.SecretText(value)
+                return sensitive.SecretText(value)
         raise errors.NotFound(f"version {version} of {name} not found")
 
     async def set(
         self,
         vault: str,
         name: str,
-        value: errors.SecretText,
+        value: sensitive.SecretText,
         *,
         expires_on: dt.datetime | None = None,
         content_type: str | None = None,
@@ -172,7 +172,7 @@ class FakeVerifier:
         self.within: list[float] = []
 
     async def verify(
-        self, tenant: str, client_id: str, secret: errors.SecretText, within: float
+        self, tenant: str, client_id: str, secret: sensitive.SecretText, within: float
     ) -> None:
         self.calls.append(client_id)
         self.within.append(within)

@@ -17,7 +17,7 @@ import pytest
 from rotator import metrics
 from rotator.clouds import databricks
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, models, schedule
+from rotator.core import errors, models, schedule, sensitive
 from rotator.handlers import binding, ports, recording, wiring
 from tests.handlers import fakes
 
@@ -51,7 +51,7 @@ class FakeWorkspace:
         self._call("create_scope", name)
         self.scopes[name] = databricks.ScopeInfo(name, "DATABRICKS")
 
-    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
+    async def put_secret(self, scope: str, key: str, value: sensitive.SecretText) -> None:
         self._call("put_secret", scope, key)
         self.values[(scope, key)] = value.reveal()
 
@@ -103,11 +103,11 @@ class FakeSecrets:
         self.data = data or {}
         self.calls: list[tuple[str, str]] = []
 
-    async def read(self, namespace: str, name: str, key: str) -> errors.SecretText:
+    async def read(self, namespace: str, name: str, key: str) -> sensitive.SecretText:
         self.calls.append((name, key))
         if (name, key) not in self.data:
             raise errors.NotFound(f"Secret {namespace}/{name} does not exist")
-        return errors.SecretText(self.data[(name, key)])
+        return sensitive.SecretText(self.data[(name, key)])
 
 
 def dsb_body(**spec: Any) -> dict[str, Any]:
@@ -155,7 +155,9 @@ class Env:
             self.issue(VALUE, "key-1")
         self.ports = ports.BindingPorts(workspaces=self, secrets=self.secrets, bindings=self.api)
 
-    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> FakeWorkspace:
+    def __call__(
+        self, host: str, token: sensitive.SecretText | None, *, user: str
+    ) -> FakeWorkspace:
         assert host == HOST
         self.tokens.append(token.reveal() if token is not None else None)
         self.users.append(user)
@@ -596,7 +598,7 @@ async def test_a_deleted_binding_leaves_nothing_in_memory() -> None:
 
 async def test_adapter_cache_closes_a_client_once_no_binding_uses_it() -> None:
     cache = wiring.AdapterCache(cloud_settings.CloudSettings())
-    token, rotated = errors.SecretText("dapi-1"), errors.SecretText("dapi-2")
+    token, rotated = sensitive.SecretText("dapi-1"), sensitive.SecretText("dapi-2")
     first = cache(HOST, token, user="ns/dsb:a")
     assert cache(HOST, token, user="ns/dsb:b") is first
     assert len(cache) == 1

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotator.clouds import databricks
-from rotator.core import errors, jobrefs, models, reasons
+from rotator.core import errors, jobrefs, models, reasons, sensitive
 from rotator.handlers import ports, runtime, sourcing
 
 
@@ -77,7 +77,7 @@ def _digest_key(source: sourcing.Source) -> str:
     return f"{source.vault_url}|{source.secret_name}|{source.version}"
 
 
-def _digest(value: errors.SecretText) -> bytes:
+def _digest(value: sensitive.SecretText) -> bytes:
     # What Databricks stores for put_secret(string_value=...): the text's UTF-8 bytes.
     return hashlib.sha256(value.reveal().encode()).digest()
 

@@ -4,7 +4,7 @@ Handlers talk to Graph, Key Vault, Entra (verification), Databricks workspaces, 
 Secrets (a PAT), the Kubernetes API (status patches) and the event recorder only through these
 protocols. Production wires them to the cloud
 adapters (:mod:`rotator.handlers.wiring`); unit tests pass fakes at exactly this boundary.
-Every value that may be a secret travels as :class:`rotator.core.errors.SecretText`.
+Every value that may be a secret travels as :class:`rotator.core.sensitive.SecretText`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from rotator.clouds import databricks, graph, keyvault
-from rotator.core import errors
+from rotator.core import sensitive
 
 EventType = Literal["Normal", "Warning"]
 
@@ -50,13 +50,13 @@ class Vault(Protocol):
 
     async def latest(self, vault: str, name: str) -> keyvault.SecretVersion | None: ...
 
-    async def read(self, vault: str, name: str, version: str) -> errors.SecretText: ...
+    async def read(self, vault: str, name: str, version: str) -> sensitive.SecretText: ...
 
     async def set(
         self,
         vault: str,
         name: str,
-        value: errors.SecretText,
+        value: sensitive.SecretText,
         *,
         expires_on: dt.datetime | None = None,
         content_type: str | None = None,
@@ -70,7 +70,7 @@ class Verifier(Protocol):
     """Proof that a freshly minted secret authenticates."""
 
     async def verify(
-        self, tenant: str, client_id: str, secret: errors.SecretText, within: float
+        self, tenant: str, client_id: str, secret: sensitive.SecretText, within: float
     ) -> None: ...
 
 
@@ -100,7 +100,7 @@ class Workspace(Protocol):
 
     async def create_scope(self, name: str) -> None: ...
 
-    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None: ...
+    async def put_secret(self, scope: str, key: str, value: sensitive.SecretText) -> None: ...
 
     async def secret_digest(self, scope: str, key: str) -> bytes | None: ...
 
@@ -124,7 +124,9 @@ class Workspaces(Protocol):
     uses any more can be closed.
     """
 
-    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> Workspace: ...
+    def __call__(
+        self, host: str, token: sensitive.SecretText | None, *, user: str
+    ) -> Workspace: ...
 
     async def release(self, user: str) -> None: ...
 
@@ -132,7 +134,7 @@ class Workspaces(Protocol):
 class SecretReader(Protocol):
     """Reads one key of a Kubernetes Secret in the binding's namespace (a PAT)."""
 
-    async def read(self, namespace: str, name: str, key: str) -> errors.SecretText: ...
+    async def read(self, namespace: str, name: str, key: str) -> sensitive.SecretText: ...
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ from typing import TypeVar, cast
 
 from rotator import settings as operator_settings
 from rotator.clouds import settings as cloud_settings
-from rotator.core import clocks, errors, retirement
+from rotator.core import clocks, retirement, sensitive
 from rotator.handlers import limiting, policing, ports, waking
 
 T = TypeVar("T")
@@ -55,7 +55,7 @@ class Memory:
     source_seen       (of a ServicePrincipalSecret) what its bindings read from it, last seen
     """
 
-    texts: dict[str, errors.SecretText] = dataclasses.field(default_factory=dict)
+    texts: dict[str, sensitive.SecretText] = dataclasses.field(default_factory=dict)
     drift_checked: dt.datetime | None = None
     retry_at: dt.datetime | None = None
     stalled_on: tuple[int, str | None] | None = None

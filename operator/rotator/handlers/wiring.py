@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from rotator import metrics
 from rotator.clouds import databricks, graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, kinds, reasons
+from rotator.core import errors, kinds, reasons, sensitive
 from rotator.handlers import ports, reporting, runtime
 
 T = TypeVar("T")
@@ -87,14 +87,14 @@ class CountedVault:
     async def latest(self, vault: str, name: str) -> keyvault.SecretVersion | None:
         return await counted("keyvault", "getLatest", self._adapter.latest(vault, name))
 
-    async def read(self, vault: str, name: str, version: str) -> errors.SecretText:
+    async def read(self, vault: str, name: str, version: str) -> sensitive.SecretText:
         return await counted("keyvault", "getVersion", self._adapter.read(vault, name, version))
 
     async def set(
         self,
         vault: str,
         name: str,
-        value: errors.SecretText,
+        value: sensitive.SecretText,
         *,
         expires_on: dt.datetime | None = None,
         content_type: str | None = None,
@@ -119,7 +119,7 @@ class EntraVerifier:
         self._cloud = cloud
 
     async def verify(
-        self, tenant: str, client_id: str, secret: errors.SecretText, within: float
+        self, tenant: str, client_id: str, secret: sensitive.SecretText, within: float
     ) -> None:
         await counted(
             "entra",
@@ -151,7 +151,7 @@ class CountedWorkspace:
     async def create_scope(self, name: str) -> None:
         await counted("databricks", "createScope", self._adapter.create_scope(name))
 
-    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
+    async def put_secret(self, scope: str, key: str, value: sensitive.SecretText) -> None:
         await counted("databricks", "putSecret", self._adapter.put_secret(scope, key, value))
 
     async def secret_digest(self, scope: str, key: str) -> bytes | None:
@@ -208,7 +208,9 @@ class AdapterCache:
         for adapter in self._unused():
             await adapter.close()
 
-    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> ports.Workspace:
+    def __call__(
+        self, host: str, token: sensitive.SecretText | None, *, user: str
+    ) -> ports.Workspace:
         if token is None:
             key = (host, "")
         else:
@@ -259,7 +261,7 @@ class KubernetesSecrets:
             self._error = kubernetes.client.exceptions.ApiException
         return self._api
 
-    async def read(self, namespace: str, name: str, key: str) -> errors.SecretText:
+    async def read(self, namespace: str, name: str, key: str) -> sensitive.SecretText:
         api = self._client()
         where = f"Secret {namespace}/{name}"
         try:
@@ -282,7 +284,7 @@ class KubernetesSecrets:
             raise errors.PermanentError(
                 f"{where} key {key!r} is not a UTF-8 token", reasons.INVALID_SPEC
             ) from None
-        return errors.SecretText(text)
+        return sensitive.SecretText(text)
 
 
 def binding_ports(rt: runtime.Runtime) -> ports.BindingPorts:
