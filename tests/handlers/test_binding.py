@@ -16,9 +16,8 @@ import pytest
 
 from rotator import metrics
 from rotator.clouds import databricks
-from rotator.clouds import settings as cloud_settings
 from rotator.core import errors, models, schedule, sensitive
-from rotator.handlers import binding, ports, recording, wiring
+from rotator.handlers import binding, ports, recording
 from tests.handlers import fakes
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
@@ -594,24 +593,6 @@ async def test_a_deleted_binding_leaves_nothing_in_memory() -> None:
     assert not keys & set(rt.memories)
     assert rt.sizes()["wakers"] == 0 and rt.sizes()["memories"] == 0
     assert sorted(env.released) == sorted(keys)
-
-
-async def test_adapter_cache_closes_a_client_once_no_binding_uses_it() -> None:
-    cache = wiring.AdapterCache(cloud_settings.CloudSettings())
-    token, rotated = sensitive.SecretText("dapi-1"), sensitive.SecretText("dapi-2")
-    first = cache(HOST, token, user="ns/dsb:a")
-    assert cache(HOST, token, user="ns/dsb:b") is first
-    assert len(cache) == 1
-    cache(HOST, rotated, user="ns/dsb:a")  # a's PAT was rotated: b still uses the old client
-    assert len(cache) == 2
-    cache(HOST, rotated, user="ns/dsb:b")  # now nobody does
-    await asyncio.sleep(0)
-    assert len(cache) == 1
-    await cache.release("ns/dsb:a")
-    assert len(cache) == 1
-    await cache.release("ns/dsb:b")
-    await cache.release("ns/dsb:b")  # twice (daemon end and DELETED): harmless
-    assert len(cache) == 0
 
 
 async def test_after_a_long_restart_first_checks_are_spread_over_one_interval() -> None:
