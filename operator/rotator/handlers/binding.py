@@ -20,7 +20,7 @@ One long-lived loop per binding (a kopf daemon, :func:`loop`). A pass (:func:`re
    retirement waits for exactly these fields, so they must never run ahead of the consumers.
 
 Wake-ups, not polling: a ServicePrincipalSecret whose ``status.current`` changes wakes the
-bindings that reference it (found through the runtime's binding index); a binding's own spec
+bindings that reference it (through the consumers index, :mod:`consuming`); a binding's own spec
 change wakes it; a RotationPolicy change wakes everyone. On its own a binding looks at the cloud
 only once per drift-check interval: a keyVault-sourced one reads the vault's latest version
 (nobody tells us about a new one), and every synced binding checks its scope
