@@ -32,7 +32,7 @@ from e2e.operator_harness import (
 )
 from rotator.clouds import databricks
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors
+from rotator.core import sensitive
 from rotator.sandbox import faults
 
 pytest_plugins = ["e2e.operator_harness"]
@@ -543,9 +543,9 @@ def test_overwritten_scope_value_is_written_back_at_the_drift_check(
     cloud = cloud_settings.CloudSettings.from_env(sandbox.env())
 
     async def overwrite() -> None:
-        pat = errors.SecretText(token)
+        pat = sensitive.SecretText(token)
         async with databricks.DatabricksAdapter(ws.url, cloud, token=pat) as human:
-            await human.put_secret(scope, "client-secret", errors.SecretText(tampered))
+            await human.put_secret(scope, "client-secret", sensitive.SecretText(tampered))
 
     repaired_before = metric(
         fast_drift, "rotator_drift_repaired_total", 'what="databricks_scope_value"'

@@ -20,7 +20,7 @@ import yaml
 from e2e import operator_harness as h
 from rotator.clouds import identity
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors
+from rotator.core import sensitive
 from rotator.sandbox import faults, stack
 
 pytest_plugins = ["e2e.operator_harness"]
@@ -654,7 +654,7 @@ def test_object_id_only_service_principal_is_verified_and_issued(
         identity.verify_client_secret(
             demo.tenant_id,
             demo.client_id,
-            errors.SecretText(latest.value),
+            sensitive.SecretText(latest.value),
             authority=cloud.authority,
             timeout=10,
             ca_bundle=cloud.ca_bundle,

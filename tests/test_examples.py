@@ -5,7 +5,7 @@ unknown fields, required fields, enums, patterns, lengths, counts) — the part 
 server's validation that needs no CEL — and parsed by :mod:`rotator.core.models`, so the CRDs,
 the examples and the operator's own reading of a spec cannot drift apart. The validator is
 itself checked against the invalid manifests whose expected rejection comes from OpenAPI.
-The example RotationPolicy must grant every example, as :mod:`rotator.core.policies` decides.
+The example RotationPolicy must grant every example, as :mod:`rotator.core.authorization` decides.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rotator.core import models, policies
+from rotator.core import authorization, models
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -173,22 +173,24 @@ def test_manifest_parses_with_the_core_models(path: pathlib.Path) -> None:
 def test_example_policy_grants_every_example() -> None:
     bodies = [load(path) for path in EXAMPLES]
     granted = [
-        policies.NamedPolicy(b["metadata"]["name"], models.RotationPolicySpec.from_body(b))
+        authorization.NamedPolicy(b["metadata"]["name"], models.RotationPolicySpec.from_body(b))
         for b in bodies
         if b["kind"] == "RotationPolicy"
     ]
     requests = 0
     for body in bodies:
         if body["kind"] == "ServicePrincipalSecret":
-            request = policies.request_for_secret(models.ServicePrincipalSecretSpec.from_body(body))
+            request = authorization.request_for_secret(
+                models.ServicePrincipalSecretSpec.from_body(body)
+            )
         elif body["kind"] == "DatabricksSecretBinding":
-            request = policies.request_for_binding(
+            request = authorization.request_for_binding(
                 models.DatabricksSecretBindingSpec.from_body(body)
             )
         else:
             continue
         requests += 1
-        decision = policies.check(granted, body["metadata"]["namespace"], {}, request)
+        decision = authorization.check(granted, body["metadata"]["namespace"], {}, request)
         assert decision.allowed, decision.message
     assert requests == 4
 

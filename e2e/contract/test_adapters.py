@@ -35,7 +35,7 @@ import pytest
 
 from rotator.clouds import databricks, graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, jobrefs
+from rotator.core import errors, jobrefs, sensitive
 from rotator.sandbox import faults, stack
 
 pytestmark = pytest.mark.e2e
@@ -460,7 +460,7 @@ async def test_verification_of_an_expired_secret_fails_at_once(
         await identity.verify_client_secret(
             demo.tenant_id,
             demo.client_id,
-            errors.SecretText(expired.secret_text),
+            sensitive.SecretText(expired.secret_text),
             authority=cloud.authority,
             timeout=30,
             ca_bundle=cloud.ca_bundle,
@@ -477,7 +477,7 @@ async def test_verification_in_an_unknown_tenant_is_permanent(
         await identity.verify_client_secret(
             "12345678-0000-0000-0000-000000000000",
             sandbox.demo_application.client_id,
-            errors.SecretText("abc8Q~whatever-it-is"),
+            sensitive.SecretText("abc8Q~whatever-it-is"),
             authority=cloud.authority,
             timeout=30,
             ca_bundle=cloud.ca_bundle,
@@ -493,7 +493,7 @@ async def test_keyvault_versions(
 ) -> None:
     url = sandbox.keyvault_urls[0]
     assert await vault.latest(url, "etl-sp-client-secret") is None
-    value = errors.SecretText("abc8Q~first-value-of-the-secret")
+    value = sensitive.SecretText("abc8Q~first-value-of-the-secret")
     secrets_seen.append(value.reveal())
     expires = in_days(90).replace(microsecond=0)
     stored = await vault.set(
@@ -522,10 +522,10 @@ async def test_keyvault_soft_deleted_name_is_permanent(
 ) -> None:
     url = sandbox.keyvault_urls[0]
     service = next(s for s in sandbox.services if s.kind == "keyvault")
-    await vault.set(url, "gone", errors.SecretText("value-one"))
+    await vault.set(url, "gone", sensitive.SecretText("value-one"))
     service.state.delete_secret("gone")
     with pytest.raises(errors.PermanentError, match="recover") as caught:
-        await vault.set(url, "gone", errors.SecretText("value-two"))
+        await vault.set(url, "gone", sensitive.SecretText("value-two"))
     assert "purge" in str(caught.value)
     assert "value-two" not in str(caught.value)
 
@@ -534,7 +534,7 @@ async def test_keyvault_throttling_and_missing_versions(
     sandbox: stack.Stack, vault: keyvault.KeyVaultAdapter
 ) -> None:
     url = sandbox.keyvault_urls[0]
-    stored = await vault.set(url, "busy", errors.SecretText("value"))
+    stored = await vault.set(url, "busy", sensitive.SecretText("value"))
     sandbox.add_fault(
         faults.FaultRule("keyvault.getSecret", "status", count=3, status=429, retry_after=1)
     )
@@ -558,7 +558,7 @@ async def test_databricks_scopes_and_secrets(workspace: Any, secrets_seen: list[
     await adapter.create_scope("etl")  # already there: fine
     scope = await adapter.get_scope("etl")
     assert scope == databricks.ScopeInfo(name="etl", backend="DATABRICKS")
-    value = errors.SecretText("abc8Q~the-value-in-databricks")
+    value = sensitive.SecretText("abc8Q~the-value-in-databricks")
     secrets_seen.append(value.reveal())
     await adapter.put_secret("etl", "client-secret", value)
     assert "client-secret" in state.scopes["etl"].secrets
@@ -580,7 +580,7 @@ async def test_databricks_keyvault_backed_scope_is_read_only(
     scope = await adapter.get_scope("kv")
     assert scope is not None and scope.backend == "AZURE_KEYVAULT"
     assert scope.keyvault_dns == "https://kv.vault.azure.net/"
-    value = errors.SecretText("abc8Q~must-not-be-written")
+    value = sensitive.SecretText("abc8Q~must-not-be-written")
     secrets_seen.append(value.reveal())
     with pytest.raises(errors.PermanentError) as caught:
         await adapter.put_secret("kv", "client-secret", value)
@@ -674,13 +674,13 @@ async def test_databricks_with_a_personal_access_token(
     state, _ = workspace
     host = next(s for s in sandbox.services if s.kind == "databricks").url
     state.add_pat("dapi-good-token")
-    good = databricks.DatabricksAdapter(host, cloud, token=errors.SecretText("dapi-good-token"))
+    good = databricks.DatabricksAdapter(host, cloud, token=sensitive.SecretText("dapi-good-token"))
     await good.create_scope("pat-scope")
     assert await good.get_scope("pat-scope") is not None
     await good.close()
     assert await good.get_scope("pat-scope") is not None  # rebuilt after close
     await good.close()
-    bad = databricks.DatabricksAdapter(host, cloud, token=errors.SecretText("dapi-wrong-token"))
+    bad = databricks.DatabricksAdapter(host, cloud, token=sensitive.SecretText("dapi-wrong-token"))
     async with bad:
         with pytest.raises(errors.NotAuthorized) as caught:
             await bad.get_scope("pat-scope")
@@ -721,7 +721,7 @@ async def test_databricks_refused_connection_fails_fast(
     # Nothing listens on `port` now. The production defaults, not a test-only budget.
     defaults = cloud_settings.CloudSettings(ca_bundle=cloud.ca_bundle)
     adapter = databricks.DatabricksAdapter(
-        f"https://127.0.0.1:{port}", defaults, token=errors.SecretText("dapi-x")
+        f"https://127.0.0.1:{port}", defaults, token=sensitive.SecretText("dapi-x")
     )
     started = time.monotonic()
     with pytest.raises(errors.TransientError, match="gave up retrying"):

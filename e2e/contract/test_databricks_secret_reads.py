@@ -21,7 +21,7 @@ import pytest
 
 from rotator.clouds import databricks, identity
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors
+from rotator.core import errors, sensitive
 from rotator.sandbox import faults, stack
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +65,7 @@ async def test_the_digest_of_what_was_put_and_none_for_what_is_missing(
     strategy = identity.DatabricksCredentials(identity.sync_credential(cloud))
     async with databricks.DatabricksAdapter(service.url, cloud, credentials=strategy) as adapter:
         await adapter.create_scope("etl")
-        await adapter.put_secret("etl", "client-secret", errors.SecretText(VALUE))
+        await adapter.put_secret("etl", "client-secret", sensitive.SecretText(VALUE))
         digest = await adapter.secret_digest("etl", "client-secret")
         assert digest == hashlib.sha256(VALUE.encode()).digest()
         assert await adapter.secret_digest("etl", "no-such-key") is None
@@ -84,7 +84,7 @@ async def test_reading_needs_read_on_the_scope(
     state.create_scope(state.aad(), "etl")
     state.put_secret(state.aad(), "etl", "client-secret", VALUE.encode())
     state.add_pat(READER_PAT, "reader@sandbox.local", admin=False)
-    token = errors.SecretText(READER_PAT)
+    token = sensitive.SecretText(READER_PAT)
     async with databricks.DatabricksAdapter(service.url, cloud, token=token) as reader:
         with pytest.raises(errors.NotAuthorized) as caught:
             await reader.secret_digest("etl", "client-secret")
@@ -103,7 +103,7 @@ async def test_a_get_refused_outside_notebooks_is_a_permanent_error(
     strategy = identity.DatabricksCredentials(identity.sync_credential(cloud))
     async with databricks.DatabricksAdapter(service.url, cloud, credentials=strategy) as adapter:
         await adapter.create_scope("etl")
-        await adapter.put_secret("etl", "client-secret", errors.SecretText(VALUE))
+        await adapter.put_secret("etl", "client-secret", sensitive.SecretText(VALUE))
         sandbox.add_fault(
             faults.FaultRule(
                 "databricks.getSecret", "status", count=1, status=400, code="BAD_REQUEST"

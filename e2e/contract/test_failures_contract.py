@@ -28,7 +28,7 @@ from tests.core import corpus
 
 from rotator.clouds import databricks, graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, reasons
+from rotator.core import errors, reasons, sensitive
 from rotator.sandbox import faults, stack
 
 pytestmark = pytest.mark.e2e
@@ -118,7 +118,7 @@ async def test_keyvault_adapter_classifies_every_row(
 ) -> None:
     url = sandbox.keyvault_urls[0]
     async with keyvault.KeyVaultAdapter(credential, cloud, read_retries=0) as vault:
-        stored = await vault.set(url, "corpus", errors.SecretText("abc8Q~corpus-value"))
+        stored = await vault.set(url, "corpus", sensitive.SecretText("abc8Q~corpus-value"))
         secrets_seen.append("abc8Q~corpus-value")
         sandbox.clear_requests()
         sandbox.add_fault(respond(row, "keyvault.getSecret"))
@@ -134,7 +134,7 @@ async def test_keyvault_disabled_latest_is_a_state_not_a_missing_role(
     (row,) = [r for r in KEYVAULT if r["name"] == "keyvault-403-disabled-version"]
     url = sandbox.keyvault_urls[0]
     async with keyvault.KeyVaultAdapter(credential, cloud, read_retries=0) as vault:
-        stored = await vault.set(url, "corpus", errors.SecretText("abc8Q~corpus-value"))
+        stored = await vault.set(url, "corpus", sensitive.SecretText("abc8Q~corpus-value"))
         sandbox.add_fault(respond(row, "keyvault.getSecret", count=1))
         latest = await vault.latest(url, "corpus")
     # The 403 sent the adapter to the version list: it reports the latest, not NotAuthorized.
@@ -151,7 +151,7 @@ async def test_keyvault_set_writes_once_and_finds_what_landed(
     status: int,
 ) -> None:
     url = sandbox.keyvault_urls[0]
-    value = errors.SecretText("abc8Q~written-exactly-once")
+    value = sensitive.SecretText("abc8Q~written-exactly-once")
     secrets_seen.append(value.reveal())
     tags = {"rotator.dev/rotation-id": "r-1", "rotator.dev/key-id": "k-1"}
     # The adapter as production builds it: azure-core may retry reads, never the write.
@@ -172,11 +172,13 @@ async def test_keyvault_set_that_did_not_land_is_transient_and_not_repeated(
 ) -> None:
     url = sandbox.keyvault_urls[0]
     async with keyvault.KeyVaultAdapter(credential, cloud) as vault:
-        await vault.set(url, "twice", errors.SecretText("abc8Q~older-value"), tags={"a": "1"})
+        await vault.set(url, "twice", sensitive.SecretText("abc8Q~older-value"), tags={"a": "1"})
         sandbox.clear_requests()
         sandbox.add_fault(faults.FaultRule("keyvault.setSecret", "status", count=3, status=503))
         with pytest.raises(errors.TransientError):
-            await vault.set(url, "twice", errors.SecretText("abc8Q~newer-value"), tags={"a": "2"})
+            await vault.set(
+                url, "twice", sensitive.SecretText("abc8Q~newer-value"), tags={"a": "2"}
+            )
     assert sandbox.count("keyvault.setSecret") == 1
     service = next(s for s in sandbox.services if s.kind == "keyvault" and s.url == url)
     secret = service.state.snapshot()["secrets"]["twice"]
@@ -345,7 +347,7 @@ async def test_verification_classifies_every_token_answer(
     row: dict[str, Any],
 ) -> None:
     demo = sandbox.demo_application
-    secret = errors.SecretText("abc8Q~a-secret-being-verified")
+    secret = sensitive.SecretText("abc8Q~a-secret-being-verified")
     secrets_seen.append(secret.reveal())
     # A clock that the verifier's own sleeps move: the retry schedule runs in no time.
     now = [0.0]
@@ -397,7 +399,7 @@ async def test_a_throttled_verification_then_succeeds(
     await identity.verify_client_secret(
         seeded.tenant_id,
         seeded.client_id,
-        errors.SecretText(text),
+        sensitive.SecretText(text),
         authority=cloud.authority,
         timeout=60,
         ca_bundle=cloud.ca_bundle,

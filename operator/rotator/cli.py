@@ -21,14 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TextIO
 
 from rotator import settings as operator_settings
-from rotator.core import models, storms
+from rotator.core import kinds, models, storms
 
-GROUP = "rotator.dev"
-VERSION = "v1alpha1"
-PLURALS = {
-    "ServicePrincipalSecret": "serviceprincipalsecrets",
-    "DatabricksSecretBinding": "databrickssecretbindings",
-}
+GROUP, VERSION, PLURALS = kinds.GROUP, kinds.VERSION, kinds.PLURALS
 
 
 # --- run ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import requests
 from databricks.sdk import errors as dbx_errors
 
 from rotator.clouds import databricks, settings
-from rotator.core import errors, failures, reasons
+from rotator.core import errors, failures, reasons, sensitive
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
 
@@ -108,7 +108,7 @@ def test_config_keeps_every_setting_and_small_timeouts() -> None:
         settings.CloudSettings(
             databricks_retry_timeout_seconds=7, databricks_http_timeout_seconds=3
         ),
-        token=errors.SecretText("dapi-not-a-real-token"),
+        token=sensitive.SecretText("dapi-not-a-real-token"),
     )
     client = adapter._build()
     assert client.config.auth_type == "pat"

@@ -9,7 +9,7 @@ from msgraph.generated.models.o_data_errors.main_error import MainError
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from rotator.clouds import graph
-from rotator.core import errors, reasons
+from rotator.core import errors, reasons, sensitive
 
 APP = graph.AppRef(client_id="11111111-2222-3333-4444-555555555555")
 TENANT = "00000000-0000-0000-0000-0000000000aa"
@@ -124,7 +124,7 @@ def test_app_ref_needs_exactly_one_id(client_id: str | None, object_id: str | No
 
 def test_minted_secret_repr_hides_the_text() -> None:
     minted = graph.MintedSecret(
-        key_id="k", hint="abc", text=errors.SecretText("abc8Q~supersecret"), end=None
+        key_id="k", hint="abc", text=sensitive.SecretText("abc8Q~supersecret"), end=None
     )
     assert "supersecret" not in repr(minted)
     assert "supersecret" not in str(minted)

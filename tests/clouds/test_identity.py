@@ -8,7 +8,7 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from rotator.clouds import identity, settings
-from rotator.core import errors
+from rotator.core import errors, sensitive
 
 
 @pytest.mark.parametrize(
@@ -83,6 +83,6 @@ def test_settings_from_env_wrap_the_secret() -> None:
         }
     )
     assert loaded.is_sandbox and loaded.authority == "https://127.0.0.1:8443"
-    assert isinstance(loaded.client_secret, errors.SecretText)
+    assert isinstance(loaded.client_secret, sensitive.SecretText)
     assert "operator-secret-value" not in repr(loaded)
     assert settings.CloudSettings.from_env({}).authority == settings.PUBLIC_AUTHORITY

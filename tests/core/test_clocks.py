@@ -1,14 +1,43 @@
-"""Tests for rotator.core.clocks: the fake clocks tests rely on, and the UTC guard."""
+"""Tests for rotator.core.clocks: the system clock, the fake clocks tests rely on, the UTC guard,
+and that nothing else in the core reads real time."""
 
 from __future__ import annotations
 
 import datetime as dt
+import pathlib
+import re
 
 import pytest
 
 from rotator.core import clocks
 
 T0 = dt.datetime(2026, 11, 26, 5, 0, tzinfo=dt.UTC)
+CORE = pathlib.Path(clocks.__file__).parent
+
+
+def test_system_clock_is_aware_utc_and_current() -> None:
+    system = clocks.SystemClock()
+    assert isinstance(system, clocks.Clock)
+    before = dt.datetime.now(dt.UTC)
+    now = system.now()
+    after = dt.datetime.now(dt.UTC)
+    assert now.tzinfo == dt.UTC
+    assert before <= now <= after
+
+
+def test_nothing_else_in_the_core_reads_real_time() -> None:
+    reads = re.compile(
+        r"\b(datetime\.now|datetime\.utcnow|dt\.datetime\.now|time\.time|"
+        r"time\.monotonic|date\.today)\("
+    )
+    found = [
+        f"{path.name}:{number}"
+        for path in sorted(CORE.glob("*.py"))
+        if path.name != "clocks.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if reads.search(line)
+    ]
+    assert found == []
 
 
 def test_frozen_clock_never_moves() -> None:

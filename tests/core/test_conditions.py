@@ -87,3 +87,48 @@ def test_times_render_as_whole_seconds(microseconds: int) -> None:
     conds = conditions.render((), ready=True, signal=OK, generation=1, now=now)
     rendered = models.ServicePrincipalSecretStatus(conditions=conds).to_dict()
     assert rendered["conditions"][0]["lastTransitionTime"] == "2026-11-26T05:00:00Z"
+
+
+def _stalled(reason: str, message: str, status: str = "True") -> tuple[models.Condition, ...]:
+    return conditions.render(
+        (),
+        ready=False,
+        signal=conditions.Signal(reason, message),
+        generation=1,
+        now=f.T0,
+        stalled=conditions.Signal(reason, message) if status == "True" else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("existing", "reason", "message", "new"),
+    [
+        ((), reasons.NOT_FOUND, "job 7 does not exist", True),
+        (
+            _stalled(reasons.NOT_FOUND, "job 7 does not exist"),
+            reasons.NOT_FOUND,
+            "job 7 does not exist",
+            False,
+        ),
+        # same reason, another problem: worth telling
+        (
+            _stalled(reasons.NOT_FOUND, "job 7 does not exist"),
+            reasons.NOT_FOUND,
+            "job 8 does not exist",
+            True,
+        ),
+        (_stalled(reasons.NOT_FOUND, "x"), reasons.NOT_AUTHORIZED, "x", True),
+        (_stalled(reasons.NOT_FOUND, "x", status="False"), reasons.NOT_FOUND, "x", True),
+    ],
+)
+def test_newly_stalled(
+    existing: tuple[models.Condition, ...], reason: str, message: str, new: bool
+) -> None:
+    assert conditions.newly_stalled(existing, reason, message) is new
+
+
+@pytest.mark.parametrize(("failures", "worth"), [(1, True), (2, False), (7, False)])
+def test_only_the_first_transient_failure_of_a_streak_is_worth_an_event(
+    failures: int, worth: bool
+) -> None:
+    assert conditions.streak_begins(failures) is worth

@@ -22,8 +22,8 @@ def status(*retiring: models.RetiringSecret) -> models.ServicePrincipalSecretSta
 
 def synced(
     name: str, key: str | None = "k2", version: str | None = None, at: dt.datetime | None = None
-) -> retirement.BindingSync:
-    return retirement.BindingSync(
+) -> retirement.ConsumerSync:
+    return retirement.ConsumerSync(
         name=name, synced_key_id=key, synced_version=version, synced_at=at
     )
 
@@ -55,7 +55,7 @@ def synced(
     ],
 )
 def test_plan_table(
-    bindings: tuple[retirement.BindingSync, ...],
+    bindings: tuple[retirement.ConsumerSync, ...],
     now: dt.datetime,
     retire_at: dt.datetime | None,
     revoke: tuple[str, ...],

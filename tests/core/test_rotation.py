@@ -826,3 +826,31 @@ def test_verify_deadline_is_fixed_by_the_first_attempt() -> None:
     assert again.verify_deadline == first.verify_deadline
     replanned = rotation.replan(first, SPEC, META, "efgh5678", f.T0 + dt.timedelta(minutes=6))
     assert replanned.verify_deadline is None
+
+
+@pytest.mark.parametrize(
+    ("listed", "found"),
+    [
+        ((), ()),
+        ((facts.GraphCredential("a", "rotator-etl-sp-abcd1234"),), ("a",)),
+        # another attempt of the same object, another object, another tool, no name at all
+        ((facts.GraphCredential("b", "rotator-etl-sp-ffff0000"),), ()),
+        ((facts.GraphCredential("c", "rotator-other-abcd1234"),), ()),
+        ((facts.GraphCredential("d", "manual"), facts.GraphCredential("e")), ()),
+        # a retried addPassword may have made two: both are ours
+        (
+            (
+                facts.GraphCredential("a", "rotator-etl-sp-abcd1234"),
+                facts.GraphCredential("x", "manual"),
+                facts.GraphCredential("a2", "rotator-etl-sp-abcd1234"),
+            ),
+            ("a", "a2"),
+        ),
+    ],
+)
+def test_minted_by_attempt_is_found_by_its_display_name(
+    listed: tuple[facts.GraphCredential, ...], found: tuple[str, ...]
+) -> None:
+    journal = journal_at(models.Step.MINT, models.Phase.STARTED)
+    journal = journal.model_copy(update={"display_name": "rotator-etl-sp-abcd1234"})
+    assert rotation.minted_by_attempt(journal, listed) == found

@@ -130,3 +130,48 @@ def test_spread_uses_the_whole_span_deterministically() -> None:
         <= schedule.spread("k", dt.timedelta(milliseconds=500))
         < dt.timedelta(milliseconds=500)
     )
+
+
+_NOW = dt.datetime(2026, 11, 26, 5, 0, tzinfo=dt.UTC)
+_H = dt.timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("due", "suspended", "gated", "since", "seconds"),
+    [
+        (schedule.Due(), False, False, _NOW, schedule.MAX_REQUEUE.total_seconds()),
+        (schedule.Due(next_rotation=_NOW + _H), False, False, _NOW, 3600.0),
+        (schedule.Due(next_rotation=_NOW + _H), False, True, _NOW, 21600.0),  # gated: skipped
+        (schedule.Due(next_rotation=_NOW + _H), True, False, _NOW, 21600.0),  # suspended too
+        # suspended, only expiry (and the urgent point) count
+        (
+            schedule.Due(retry_at=_NOW + _H, expires_at=_NOW + 3 * _H, urgent_at=_NOW + 2 * _H),
+            True,
+            False,
+            _NOW,
+            7200.0,
+        ),
+        # the earliest of the rest wins
+        (
+            schedule.Due(
+                retire_at=_NOW + 2 * _H, retry_at=_NOW + 3 * _H, drift_check=_NOW + _H / 2
+            ),
+            False,
+            False,
+            _NOW,
+            1800.0,
+        ),
+        # fell due during the pass: now
+        (schedule.Due(drift_check=_NOW - _H / 60), False, False, _NOW - _H / 30, 0.0),
+        # already due when the pass began and still pending (not handled): skipped, no spin
+        (schedule.Due(retire_at=_NOW - _H, expires_at=_NOW + _H), False, False, _NOW, 3600.0),
+        # far away: capped
+        (schedule.Due(expires_at=_NOW + 100 * _H), False, False, _NOW, 21600.0),
+    ],
+)
+def test_next_wake(
+    due: schedule.Due, suspended: bool, gated: bool, since: dt.datetime, seconds: float
+) -> None:
+    assert (
+        schedule.next_wake(due, now=_NOW, since=since, suspended=suspended, gated=gated) == seconds
+    )

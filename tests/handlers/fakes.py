@@ -18,7 +18,7 @@ from typing import Any
 from rotator import settings as operator_settings
 from rotator.clouds import graph, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import clocks, errors, models, policies, retirement
+from rotator.core import authorization, clocks, errors, models, retirement, sensitive
 from rotator.handlers import limiting, policing, runtime
 
 NS = "data-eng"
@@ -55,7 +55,7 @@ class FakeGraph:
         self.passwords[key_id] = graph.PasswordInfo(key_id, display_name, text[:3], None, end)
         self.texts[key_id] = text
         return graph.MintedSecret(
-            key_id=key_id, hint=text[:3], text=errors.SecretText(text), end=end
+            key_id=key_id, hint=text[:3], text=sensitive.SecretText(text), end=end
         )
 
     def seed(self, display_name: str) -> str:
@@ -109,18 +109,18 @@ class FakeVault:
         found = self.versions.get(name)
         return found[-1][0] if found else None
 
-    async def read(self, vault: str, name: str, version: str) -> errors.SecretText:
+    async def read(self, vault: str, name: str, version: str) -> sensitive.SecretText:
         self.calls.append(("read", name))
         for props, value in self.versions.get(name, []):
             if props.version == version:
-                return errors.SecretText(value)
+                return sensitive.SecretText(value)
         raise errors.NotFound(f"version {version} of {name} not found")
 
     async def set(
         self,
         vault: str,
         name: str,
-        value: errors.SecretText,
+        value: sensitive.SecretText,
         *,
         expires_on: dt.datetime | None = None,
         content_type: str | None = None,
@@ -172,7 +172,7 @@ class FakeVerifier:
         self.within: list[float] = []
 
     async def verify(
-        self, tenant: str, client_id: str, secret: errors.SecretText, within: float
+        self, tenant: str, client_id: str, secret: sensitive.SecretText, within: float
     ) -> None:
         self.calls.append(client_id)
         self.within.append(within)
@@ -237,7 +237,7 @@ def sps_body(**spec_overrides: Any) -> dict[str, Any]:
     }
 
 
-ALLOW_ALL = policies.NamedPolicy(
+ALLOW_ALL = authorization.NamedPolicy(
     "data-eng", models.RotationPolicySpec.from_spec({"namespaces": [NS]})
 )
 
@@ -253,8 +253,8 @@ class World:
     verifier: FakeVerifier
     events: FakeEvents
     clock: clocks.ManualClock
-    policies: list[policies.NamedPolicy]
-    bindings: list[retirement.BindingSync]
+    policies: list[authorization.NamedPolicy]
+    bindings: list[retirement.ConsumerSync]
     #: What the limiter waited (each wait moved the manual clock by as much).
     slept: list[float] = dataclasses.field(default_factory=list)
 
@@ -277,7 +277,7 @@ def world(
     events = FakeEvents()
     api = FakeApi(body if body is not None else sps_body())
     allowed = [ALLOW_ALL]
-    bindings: list[retirement.BindingSync] = []
+    bindings: list[retirement.ConsumerSync] = []
     counter = itertools.count(1)
 
     slept: list[float] = []
@@ -312,7 +312,7 @@ def world(
         ),
         clock=clock,
         new_id=ids or (lambda: f"r{next(counter):07d}"),
-        bindings_of=lambda ns, name: list(bindings),
+        consumers_of=lambda ns, name: list(bindings),
         accounted_elsewhere=lambda t, a, k: accounted,
     )
     return World(rt, api, fake_graph, vault, verifier, events, clock, allowed, bindings, slept)

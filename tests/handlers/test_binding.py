@@ -10,16 +10,14 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
 from rotator import metrics
 from rotator.clouds import databricks
-from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, models, schedule
-from rotator.handlers import binding, waking
+from rotator.core import errors, models, schedule, sensitive
+from rotator.handlers import binding, ports, recording
 from tests.handlers import fakes
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
@@ -52,7 +50,7 @@ class FakeWorkspace:
         self._call("create_scope", name)
         self.scopes[name] = databricks.ScopeInfo(name, "DATABRICKS")
 
-    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
+    async def put_secret(self, scope: str, key: str, value: sensitive.SecretText) -> None:
         self._call("put_secret", scope, key)
         self.values[(scope, key)] = value.reveal()
 
@@ -104,11 +102,11 @@ class FakeSecrets:
         self.data = data or {}
         self.calls: list[tuple[str, str]] = []
 
-    async def read(self, namespace: str, name: str, key: str) -> errors.SecretText:
+    async def read(self, namespace: str, name: str, key: str) -> sensitive.SecretText:
         self.calls.append((name, key))
         if (name, key) not in self.data:
             raise errors.NotFound(f"Secret {namespace}/{name} does not exist")
-        return errors.SecretText(self.data[(name, key)])
+        return sensitive.SecretText(self.data[(name, key)])
 
 
 def dsb_body(**spec: Any) -> dict[str, Any]:
@@ -154,9 +152,11 @@ class Env:
         self.released: list[str] = []
         if source_ready:
             self.issue(VALUE, "key-1")
-        self.ports = binding.Ports(workspaces=self, secrets=self.secrets, bindings=self.api)
+        self.ports = ports.BindingPorts(workspaces=self, secrets=self.secrets, bindings=self.api)
 
-    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> FakeWorkspace:
+    def __call__(
+        self, host: str, token: sensitive.SecretText | None, *, user: str
+    ) -> FakeWorkspace:
         assert host == HOST
         self.tokens.append(token.reveal() if token is not None else None)
         self.users.append(user)
@@ -207,7 +207,7 @@ async def test_sync_from_sps_writes_the_current_version_and_records_it() -> None
     assert env.condition("Reconciling") is None and env.condition("Stalled") is None
     assert env.w.events.reasons() == ["Synced"]
     assert env.tokens == [None]  # the operator's own identity: no PAT
-    assert env.users == [binding.binding_key(fakes.NS, "etl-prod")]
+    assert env.users == [recording.binding_key(fakes.NS, "etl-prod")]
     assert wait == 3600.0  # woken by its source, or for the scope's drift check
     assert VALUE not in env.everything_shown()
 
@@ -340,7 +340,10 @@ async def test_failed_job_keeps_synced_fields_behind() -> None:
 async def test_transient_failure_retries_with_backoff_and_recovers() -> None:
     env = Env()
     env.workspace.fail["put_secret"] = errors.TransientError("workspace busy", retry_after=30)
+    labels = {"reason": "TransientError", "kind": "transient"}
+    counted = metrics.REGISTRY.get_sample_value("rotator_failures_total", labels) or 0.0
     wait = await env.run()
+    assert metrics.REGISTRY.get_sample_value("rotator_failures_total", labels) == counted + 1
     assert wait is not None and wait >= 30
     reconciling = env.condition("Reconciling")
     assert reconciling is not None and reconciling.reason == "TransientError"
@@ -400,38 +403,6 @@ async def test_invalid_spec_stalls() -> None:
         stalled is not None and stalled.reason == "InvalidSpec" and "spec.scope" in stalled.message
     )
     assert env.workspace.calls == []
-
-
-def test_source_change_wakes_exactly_the_bindings_of_that_sps() -> None:
-    rt = fakes.world().rt
-
-    class Entry:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-    index: Mapping[tuple[str, str], list[Entry]] = {
-        ("ns", "sp"): [Entry("ns/a"), Entry("ns/b")],
-        ("ns", "other"): [Entry("ns/c")],
-    }
-    for name in ("a", "b", "c"):  # their daemons run
-        rt.memory(binding.binding_key("ns", name))
-    assert binding.wake_bindings_of(rt, index, "ns", "sp") == 2
-    events = rt.wakers._events
-    assert events[binding.binding_key("ns", "a")].is_set()
-    assert events[binding.binding_key("ns", "b")].is_set()
-    assert not events[binding.binding_key("ns", "c")].is_set()
-    # A binding's key never collides with an sps of the same name.
-    assert binding.binding_key("ns", "sp") != waking.key("ns", "sp")
-
-
-def test_source_fingerprint_follows_current_secret_and_vault_only() -> None:
-    body = fakes.sps_body()
-    body["status"] = {"current": {"keyId": "k1", "keyVaultVersion": "v1"}, "failures": 0}
-    before = binding.source_fingerprint(body)
-    body["status"]["failures"] = 3
-    assert binding.source_fingerprint(body) == before
-    body["status"]["current"]["keyVaultVersion"] = "v2"
-    assert binding.source_fingerprint(body) != before
 
 
 # --- drift of the scope's value ----------------------------------------------------------------
@@ -596,7 +567,7 @@ async def test_a_deleted_binding_leaves_nothing_in_memory() -> None:
     rt = env.w.rt
     names = [f"b{i}" for i in range(5)]
 
-    async def pass_(rt_: Any, port: binding.Ports, namespace: str, name: str) -> float | None:
+    async def pass_(rt_: Any, port: ports.BindingPorts, namespace: str, name: str) -> float | None:
         body = dsb_body()
         body["metadata"]["name"] = name
         env.api.body = body
@@ -613,9 +584,9 @@ async def test_a_deleted_binding_leaves_nothing_in_memory() -> None:
     ]
     for _ in range(50):
         await asyncio.sleep(0)
-    keys = {binding.binding_key(fakes.NS, n) for n in names}
+    keys = {recording.binding_key(fakes.NS, n) for n in names}
     assert keys <= set(rt.memories)
-    assert rt.memory(binding.binding_key(fakes.NS, "b0")).failures == 1
+    assert rt.memory(recording.binding_key(fakes.NS, "b0")).failures == 1
     for n in names:
         stops[n].set()
     await asyncio.wait_for(asyncio.gather(*tasks), 1)
@@ -624,50 +595,13 @@ async def test_a_deleted_binding_leaves_nothing_in_memory() -> None:
     assert sorted(env.released) == sorted(keys)
 
 
-async def test_a_source_fingerprint_is_kept_in_the_sps_memory_and_goes_with_it() -> None:
-    rt = fakes.world().rt
-    index: dict[tuple[str, str], list[Any]] = {}
-    memo = {"runtime": rt}
-    body = fakes.sps_body()
-    body["status"] = {"current": {"keyId": "k1", "keyVaultVersion": "v1"}}
-    kwargs = {binding.BINDINGS_INDEX: index}
-    await binding.binding_source_changed(
-        namespace=fakes.NS, name=fakes.NAME, body=body, type="ADDED", memo=memo, **kwargs
-    )
-    obj = waking.key(fakes.NS, fakes.NAME)
-    assert rt.memory(obj).source_seen == binding.source_fingerprint(body)
-    rt.forget(obj)  # the sps's delete handler
-    await binding.binding_source_changed(
-        namespace=fakes.NS, name=fakes.NAME, body=body, type="DELETED", memo=memo, **kwargs
-    )
-    assert rt.sizes()["memories"] == 0 and rt.sizes()["wakers"] == 0
-
-
-async def test_adapter_cache_closes_a_client_once_no_binding_uses_it() -> None:
-    cache = binding.AdapterCache(cloud_settings.CloudSettings())
-    token, rotated = errors.SecretText("dapi-1"), errors.SecretText("dapi-2")
-    first = cache(HOST, token, user="ns/dsb:a")
-    assert cache(HOST, token, user="ns/dsb:b") is first
-    assert len(cache) == 1
-    cache(HOST, rotated, user="ns/dsb:a")  # a's PAT was rotated: b still uses the old client
-    assert len(cache) == 2
-    cache(HOST, rotated, user="ns/dsb:b")  # now nobody does
-    await asyncio.sleep(0)
-    assert len(cache) == 1
-    await cache.release("ns/dsb:a")
-    assert len(cache) == 1
-    await cache.release("ns/dsb:b")
-    await cache.release("ns/dsb:b")  # twice (daemon end and DELETED): harmless
-    assert len(cache) == 0
-
-
 async def test_after_a_long_restart_first_checks_are_spread_over_one_interval() -> None:
     env = Env()
     await env.run()
     env.w.rt.memories.clear()  # a new process, five hours later
     env.w.clock.advance(dt.timedelta(hours=5))
     calls = len(env.workspace.calls)
-    offset = schedule.spread(binding.binding_key(fakes.NS, "etl-prod"), dt.timedelta(hours=1))
+    offset = schedule.spread(recording.binding_key(fakes.NS, "etl-prod"), dt.timedelta(hours=1))
     assert offset >= dt.timedelta(minutes=1)  # this binding's place in the interval
     assert await env.run() == offset.total_seconds()
     assert len(env.workspace.calls) == calls  # not every binding at once at start-up

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from rotator.core import models, policies
+from rotator.core import authorization, models
 from rotator.handlers import policing
 
-REQUEST = policies.Request(tenant="00000000-0000-0000-0000-0000000000aa")
+REQUEST = authorization.Request(tenant="00000000-0000-0000-0000-0000000000aa")
 
 
-def police(entries: list[policies.NamedPolicy | None], enforce: bool = True) -> policing.Police:
+def police(
+    entries: list[authorization.NamedPolicy | None], enforce: bool = True
+) -> policing.Police:
     return policing.Police(
         enforce=enforce, policies_of=lambda: entries, labels_of=lambda _ns: {"team": "data"}
     )
@@ -34,7 +36,7 @@ def test_not_enforcing_allows_everything() -> None:
 
 def test_from_indices_reads_kopf_style_stores() -> None:
     spec = models.RotationPolicySpec.from_spec({"namespaces": ["a"]})
-    policy_index = {"p": [policies.NamedPolicy("p", spec)]}
+    policy_index = {"p": [authorization.NamedPolicy("p", spec)]}
     namespace_index = {"a": [{"team": "data"}]}
     p = policing.from_indices(True, policy_index, namespace_index)
     assert p.check("a", REQUEST).allowed

@@ -174,7 +174,7 @@ async def test_old_secret_waits_for_every_binding() -> None:
     await run(w)
     first = w.api.status().current
     assert first is not None
-    w.bindings.append(retirement.BindingSync(f"{NS}/prod", synced_key_id=first.key_id))
+    w.bindings.append(retirement.ConsumerSync(f"{NS}/prod", synced_key_id=first.key_id))
     w.api.body["metadata"]["annotations"] = {models.ROTATE_ANNOTATION: "x"}
     await run(w)
     [old] = w.api.status().retiring
@@ -185,7 +185,7 @@ async def test_old_secret_waits_for_every_binding() -> None:
     current = w.api.status().current
     assert current is not None
     synced = w.clock.now()
-    w.bindings[0] = retirement.BindingSync(
+    w.bindings[0] = retirement.ConsumerSync(
         f"{NS}/prod", synced_key_id=current.key_id, synced_at=synced
     )
     await run(w)
@@ -744,3 +744,18 @@ async def test_near_expiry_a_permanent_failure_is_retried_with_growing_backoff()
     assert len([c for c in w.graph.calls if c[0] == "add"]) == 1 + 4  # one mint per attempt
     assert w.api.status().current == first  # still the old one; nothing was left behind
     assert set(w.graph.passwords) == {first.key_id}
+
+
+async def test_a_streak_of_transient_failures_posts_one_warning() -> None:
+    """The event policy both kinds share: one Warning per streak, not one per retry."""
+    w = fakes.world(by_object_id())
+    for _ in range(3):
+        w.graph.fail_resolve.append(errors.Throttled("Graph throttled the request", 3.0))
+    for _ in range(3):
+        wait = await run(w)
+        assert wait is not None
+        w.clock.advance(dt.timedelta(seconds=wait))
+    assert w.api.status().failures == 3
+    assert w.events.reasons().count(reasons.THROTTLED) == 1
+    await run(w)
+    assert w.api.status().current is not None

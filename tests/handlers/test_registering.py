@@ -1,29 +1,12 @@
-"""The index entries the kopf shell keeps about bindings and other secrets."""
+"""The kopf shell: the index entries it keeps about other secrets, and its static registry."""
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 from rotator.handlers import registering
 from tests.handlers import fakes
-
-
-def test_binding_entry_indexes_by_referenced_secret() -> None:
-    entry = registering.binding_entry(
-        "ns",
-        "prod",
-        {"source": {"servicePrincipalSecretRef": {"name": "etl-sp"}}},
-        {"syncedKeyId": "k2", "syncedVersion": "v2", "lastSyncTime": "2026-11-26T05:00:00Z"},
-    )
-    [(key, sync)] = entry.items()
-    assert key == ("ns", "etl-sp")
-    assert sync.synced_key_id == "k2" and sync.name == "ns/prod"
-    assert sync.synced_at is not None and sync.synced_at.year == 2026
-
-
-def test_binding_with_a_key_vault_source_is_not_indexed() -> None:
-    spec = {"source": {"keyVault": {"vaultUrl": "https://x", "secretName": "s"}}}
-    assert registering.binding_entry("ns", "b", spec, {}) == {}
 
 
 def test_secret_entry_lists_every_credential_it_accounts_for() -> None:
@@ -68,3 +51,16 @@ async def test_a_deleted_secret_leaves_nothing_behind() -> None:
     assert obj not in w.rt.memories
     # A re-created object of the same name is seen for the first time: no stale fingerprint.
     assert not w.rt.wakers.wake_if_changed(obj, (1, None, False))
+
+
+def test_every_handler_module_is_registered_statically() -> None:
+    """No importlib look-ups hide a handler module from import-linter and from readers."""
+    handlers = pathlib.Path(registering.__file__).parent
+    with_kopf = {
+        path.stem
+        for path in handlers.glob("*.py")
+        if "@kopf." in path.read_text() or "kopf.index(" in path.read_text()
+    }
+    registered = {m.__name__.rpartition(".")[2] for m in registering.register()}
+    assert with_kopf == registered | {"registering"}
+    assert all("importlib" not in p.read_text() for p in handlers.glob("*.py"))

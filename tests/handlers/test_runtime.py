@@ -56,3 +56,17 @@ def test_the_gauge_reads_the_runtime_live() -> None:
         assert read("rotator_tracked_objects", {"structure": "memories"}) == 0
     finally:
         metrics.track_sizes(lambda: {})
+
+
+def test_what_a_kind_attaches_is_built_once_and_kept_in_the_runtime() -> None:
+    rt = fakes.world().rt
+    built: list[object] = []
+
+    def build() -> object:
+        built.append(object())
+        return built[-1]
+
+    first = rt.attach("databrickssecretbindings", build)
+    assert rt.attach("databrickssecretbindings", build) is first
+    assert built == [first]
+    assert rt.attached == {"databrickssecretbindings": first}

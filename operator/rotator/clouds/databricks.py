@@ -40,7 +40,7 @@ from databricks.sdk.service.workspace import ScopeBackendType
 
 from rotator.clouds import common
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, failures, reasons
+from rotator.core import errors, failures, reasons, sensitive
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class DatabricksAdapter:
         settings: cloud_settings.CloudSettings,
         *,
         credentials: CredentialsStrategy | None = None,
-        token: errors.SecretText | None = None,
+        token: sensitive.SecretText | None = None,
     ) -> None:
         if (credentials is None) == (token is None):
             raise ValueError("DatabricksAdapter needs exactly one of credentials and token")
@@ -329,7 +329,7 @@ class DatabricksAdapter:
 
         await self._call(f"create secret scope {name!r}", create)
 
-    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
+    async def put_secret(self, scope: str, key: str, value: sensitive.SecretText) -> None:
         """Write ``value`` under ``scope``/``key`` (overwrites). Key-Vault-backed scopes refuse."""
 
         def put(client: WorkspaceClient) -> None:

@@ -61,7 +61,7 @@ from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
 
 from rotator.clouds import common, identity
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, failures, reasons
+from rotator.core import errors, failures, reasons, sensitive
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class MintedSecret:
 
     key_id: str
     hint: str | None
-    text: errors.SecretText = dataclasses.field(repr=False)
+    text: sensitive.SecretText = dataclasses.field(repr=False)
     end: datetime.datetime | None
     display_name: str | None = None
     start: datetime.datetime | None = None
@@ -402,7 +402,7 @@ class GraphAdapter:
         return MintedSecret(
             key_id=str(created.key_id),
             hint=created.hint,
-            text=errors.SecretText(created.secret_text),
+            text=sensitive.SecretText(created.secret_text),
             end=created.end_date_time,
             display_name=created.display_name,
             start=created.start_date_time,

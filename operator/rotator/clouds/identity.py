@@ -36,7 +36,7 @@ from databricks.sdk.credentials_provider import CredentialsProvider, Credentials
 
 from rotator.clouds import common
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, failures
+from rotator.core import errors, failures, sensitive
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class _Answers:
 async def _try_token(
     tenant_id: str,
     client_id: str,
-    secret: errors.SecretText,
+    secret: sensitive.SecretText,
     *,
     authority: str,
     scope: str,
@@ -239,7 +239,7 @@ async def _try_token(
 async def verify_client_secret(
     tenant_id: str,
     client_id: str,
-    secret: errors.SecretText,
+    secret: sensitive.SecretText,
     *,
     authority: str,
     timeout: float,  # noqa: ASYNC109 - a retry budget for propagation, not a cancel scope

@@ -1,7 +1,7 @@
 """Azure Key Vault secrets: read the latest version, read a value, add a version, disable one.
 
 A thin adapter over ``azure.keyvault.secrets.aio`` that raises only :mod:`rotator.core.errors`
-and carries values only as :class:`~rotator.core.errors.SecretText`.
+and carries values only as :class:`~rotator.core.sensitive.SecretText`.
 
 Why "latest" is read with a fallback: consumers (and Key-Vault-backed Databricks scopes) read
 the latest version even when it is disabled, and then fail. ``GET /secrets/{name}`` refuses a
@@ -41,7 +41,7 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from rotator.clouds import common
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, failures, reasons
+from rotator.core import errors, failures, reasons, sensitive
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class KeyVaultAdapter:
             ) from exc
         return _version_of(newest) if newest is not None else None
 
-    async def read(self, vault: str, name: str, version: str) -> errors.SecretText:
+    async def read(self, vault: str, name: str, version: str) -> sensitive.SecretText:
         """The value of one version (``version`` must be given: never read "whatever is latest")."""
         if not version:
             raise ValueError("read() needs an explicit version")
@@ -226,13 +226,13 @@ class KeyVaultAdapter:
                 f"version {version} of secret {name!r} in {vault} has no value",
                 reasons.KEY_VAULT_ERROR,
             )
-        return errors.SecretText(secret.value)
+        return sensitive.SecretText(secret.value)
 
     async def set(
         self,
         vault: str,
         name: str,
-        value: errors.SecretText,
+        value: sensitive.SecretText,
         *,
         expires_on: datetime.datetime | None = None,
         content_type: str | None = None,
@@ -275,7 +275,7 @@ class KeyVaultAdapter:
         self,
         vault: str,
         name: str,
-        value: errors.SecretText,
+        value: sensitive.SecretText,
         tags: Mapping[str, str],
         content_type: str | None,
     ) -> SecretVersion | None:

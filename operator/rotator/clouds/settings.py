@@ -11,7 +11,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 
-from rotator.core import errors
+from rotator.core import sensitive
 
 PUBLIC_AUTHORITY = "login.microsoftonline.com"
 PUBLIC_GRAPH_URL = "https://graph.microsoft.com/v1.0"
@@ -38,7 +38,7 @@ class CloudSettings:
     is_sandbox: bool = False
     tenant_id: str | None = None
     client_id: str | None = None
-    client_secret: errors.SecretText | None = dataclasses.field(default=None, repr=False)
+    client_secret: sensitive.SecretText | None = dataclasses.field(default=None, repr=False)
     http_timeout_seconds: float = 30.0
     databricks_http_timeout_seconds: float = 30.0
     databricks_retry_timeout_seconds: int = 20
@@ -64,5 +64,5 @@ class CloudSettings:
             is_sandbox=env.get("ROTATOR_SANDBOX", "").lower() in ("1", "true", "yes"),
             tenant_id=env.get("AZURE_TENANT_ID") or None,
             client_id=env.get("AZURE_CLIENT_ID") or None,
-            client_secret=errors.SecretText(secret) if secret else None,
+            client_secret=sensitive.SecretText(secret) if secret else None,
         )

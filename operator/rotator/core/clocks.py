@@ -1,7 +1,9 @@
 """The clock seam: the core asks a :class:`Clock` for "now" instead of reading the system clock.
 
-Handlers pass :class:`rotator.clock.SystemClock`; tests pass :class:`FrozenClock` or
-:class:`ManualClock` so time-dependent decisions are tested without sleeping. Every time is an
+The one place real time is read is :class:`SystemClock`, which only the shell builds (the
+start-up handler) and passes down; nothing else in the core calls ``datetime.now`` (a test
+checks). Tests pass :class:`FrozenClock` or :class:`ManualClock` so time-dependent decisions
+are tested without sleeping. Every time is an
 aware ``datetime`` in UTC: naive datetimes are refused early because comparing them with the
 aware times parsed from status raises deep inside a decision.
 """
@@ -26,6 +28,13 @@ def ensure_utc(when: dt.datetime) -> dt.datetime:
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError("naive datetime: every time in rotator is timezone-aware UTC")
     return when.astimezone(dt.UTC)
+
+
+class SystemClock:
+    """Wall-clock time in UTC, truncated to whole microseconds as ``datetime`` gives it."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
 
 
 class FrozenClock:

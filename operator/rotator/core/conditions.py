@@ -101,3 +101,24 @@ def render(
             result = set_condition(result, type_, "True", value, generation=generation, now=now)
     order = {READY: 0, RECONCILING: 1, STALLED: 2}
     return tuple(sorted(result, key=lambda c: order.get(c.type, 3)))
+
+
+# --- the event policy: when a failure is worth a Warning event (the same for every kind) ------
+
+
+def newly_stalled(conditions: Iterable[models.Condition], reason: str, message: str) -> bool:
+    """Whether Stalled is not already True with this reason and message: a permanent failure
+    is worth one Warning event, not one per retry of the same failure."""
+    found = find(tuple(conditions), STALLED)
+    return not (
+        found is not None
+        and found.status == "True"
+        and found.reason == reason
+        and found.message == message
+    )
+
+
+def streak_begins(failures: int) -> bool:
+    """Whether a transient failure, the ``failures``-th in a row, is worth a Warning event:
+    the first of a streak is; its retries are not (status and the metric count them)."""
+    return failures == 1

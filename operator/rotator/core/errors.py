@@ -1,4 +1,4 @@
-"""Errors every layer raises and the handlers branch on, and a wrapper that hides secret text.
+"""Errors every layer raises and the handlers branch on.
 
 Two families decide what the shell does with a failure:
 
@@ -8,67 +8,28 @@ Two families decide what the shell does with a failure:
   human can act on.
 
 Messages are shown in status, events and logs, so they must never contain a secret value:
-carry secret text only inside :class:`SecretText`, whose ``str``/``repr`` are masked.
+carry secret text only inside :class:`rotator.core.sensitive.SecretText`, whose
+``str``/``repr`` are masked.
 """
 
 from __future__ import annotations
 
-import hmac
-from typing import Final, Literal
+from typing import Literal
 
 from rotator.core import reasons
 
-_MASK: Final = "***"
-
-
-class SecretText:
-    """A secret value (a Graph ``secretText``) that never prints itself.
-
-    ``str()``, ``repr()`` and f-strings show ``***``; call :meth:`reveal` at the single place
-    that must hand the value to an SDK. Equality is constant-time. Not hashable, so a secret
-    cannot end up as a dict key or set member that someone later logs.
-    """
-
-    __slots__ = ("_value",)
-    __hash__ = None  # type: ignore[assignment]
-
-    def __init__(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise TypeError("SecretText wraps a str")
-        self._value = value
-
-    def reveal(self) -> str:
-        """The value itself: pass it straight to the SDK, never to a message."""
-        return self._value
-
-    def __str__(self) -> str:
-        return _MASK
-
-    def __repr__(self) -> str:
-        return f"SecretText('{_MASK}')"
-
-    def __format__(self, format_spec: str) -> str:
-        return _MASK
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SecretText):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __len__(self) -> int:
-        return len(self._value)
-
-    def __reduce__(self) -> str | tuple[object, ...]:
-        # Pickling would write the value somewhere we do not control (caches, queues).
-        raise TypeError("SecretText cannot be pickled")
-
 
 class RotatorError(Exception):
-    """Base of every error the operator raises on purpose. ``str(err)`` is the message."""
+    """Base of every error the operator raises on purpose. ``str(err)`` is the message.
 
-    def __init__(self, message: str) -> None:
+    ``reason`` (a :mod:`reasons` constant) is what conditions, events and metrics call it;
+    every error has one, so the shell never has to guess.
+    """
+
+    def __init__(self, message: str, reason: str = reasons.TRANSIENT_ERROR) -> None:
         super().__init__(message)
         self.message = message
+        self.reason = reason
 
     def __str__(self) -> str:
         return self.message
@@ -84,19 +45,17 @@ class TransientError(RotatorError):
         *,
         reason: str = reasons.TRANSIENT_ERROR,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, reason)
         if retry_after is not None and retry_after < 0:
             retry_after = 0.0
         self.retry_after = retry_after
-        self.reason = reason
 
 
 class PermanentError(RotatorError):
     """Retrying will not help: ``Stalled`` with ``reason`` (a :mod:`reasons` constant)."""
 
     def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+        super().__init__(message, reason)
 
 
 class ConcurrencyConflict(TransientError):

@@ -22,13 +22,14 @@ from rotator.core import facts, models, rotation
 
 
 @dataclasses.dataclass(frozen=True)
-class BindingSync:
-    """What one binding referencing this secret reports in its status."""
+class ConsumerSync:
+    """What one consumer of this secret (a binding, or any other sink) reports in its status."""
 
     name: str  # namespace/name, for messages
     synced_key_id: str | None = None
     synced_version: str | None = None
     synced_at: dt.datetime | None = None
+    key: str = ""  # the consumer's runtime key, to wake it (not part of any decision)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +49,7 @@ class Plan:
     forgotten: tuple[str, ...]
 
 
-def _has_current(binding: BindingSync, current: models.CurrentSecret) -> bool:
+def _has_current(binding: ConsumerSync, current: models.CurrentSecret) -> bool:
     if binding.synced_key_id is not None:
         return binding.synced_key_id == current.key_id
     return (
@@ -58,7 +59,7 @@ def _has_current(binding: BindingSync, current: models.CurrentSecret) -> bool:
 
 def plan(
     status: models.ServicePrincipalSecretStatus,
-    bindings: Iterable[BindingSync],
+    bindings: Iterable[ConsumerSync],
     overlap: dt.timedelta,
     now: dt.datetime,
     graph_key_ids: frozenset[str] | None = None,

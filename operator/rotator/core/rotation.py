@@ -28,7 +28,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
-from typing import Final
+from collections.abc import Iterable
+from typing import Final, Protocol
 
 from rotator.core import facts, models, schedule
 
@@ -75,6 +76,25 @@ def display_name(name: str, rotation_id: str) -> str:
     if not _ROTATION_ID.match(rotation_id):
         raise ValueError("a rotation id is 4 to 16 lowercase letters or digits")
     return f"{DISPLAY_NAME_PREFIX}{display_name_part(name)}-{rotation_id}"
+
+
+class Named(Protocol):
+    """A Graph credential as far as :func:`minted_by_attempt` looks at it."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def display_name(self) -> str | None: ...
+
+
+def minted_by_attempt(journal: RotationJournal, credentials: Iterable[Named]) -> tuple[str, ...]:
+    """The keyIds of what an attempt's addPassword made, found by its displayName.
+
+    The one rule for an attempt whose Mint result was not recorded (a crash, a timeout): its
+    displayName is unique per attempt (:func:`display_name`), so whatever carries it is ours.
+    """
+    return tuple(c.key_id for c in credentials if c.display_name == journal.display_name)
 
 
 def parse_display_name(value: str | None) -> tuple[str, str] | None:
@@ -409,7 +429,7 @@ def _discard(
         creds = observed.graph_credentials
         if creds is None:
             return Gather(graph_credentials=True)
-        remove = tuple(c.key_id for c in creds if c.display_name == journal.display_name)
+        remove = minted_by_attempt(journal, creds)
     else:
         remove = ()
     if retry and journal.attempts < MAX_ATTEMPTS:

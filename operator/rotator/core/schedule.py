@@ -10,6 +10,7 @@ earlier than ``expiresAt - renewBefore``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from typing import Final
@@ -87,6 +88,47 @@ def requeue_after(
         return cap.total_seconds()
     remaining = (when - now).total_seconds()
     return max(0.0, min(remaining, cap.total_seconds()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Due:
+    """What a ServicePrincipalSecret may have to act on next, and when (None: nothing).
+
+    next_rotation   status.nextRotationTime (skipped when ``gated``: a stall or a guard holds
+                    rotation back, so its time passing changes nothing)
+    retire_at       the earliest retireAt of a retiring secret
+    retry_at        when a failure is retried
+    drift_check     when Graph and Key Vault are next compared with status
+    expires_at      when the current secret expires (Ready turns False exactly then)
+    urgent_at       from when expiry wins over a stall or a stuck rotation
+    """
+
+    next_rotation: dt.datetime | None = None
+    retire_at: dt.datetime | None = None
+    retry_at: dt.datetime | None = None
+    drift_check: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    urgent_at: dt.datetime | None = None
+
+
+def next_wake(
+    due: Due, *, now: dt.datetime, since: dt.datetime, suspended: bool, gated: bool
+) -> float:
+    """Seconds until something in ``due`` is, after a pass that started at ``since``.
+
+    Suspended, only expiry counts. Something that fell due while the pass ran (a drift check or
+    a short overlap's retireAt, behind a slow rotation) is due now: 0. Something that was
+    already due when the pass started and is still pending was not handled (a stall, suspend)
+    and is skipped, so the loop cannot spin on it.
+    """
+    since = min(since, now)
+    times: list[dt.datetime | None] = [due.expires_at, due.urgent_at]
+    if not suspended:
+        times += [due.retire_at, due.retry_at, due.drift_check]
+        if not gated:
+            times.append(due.next_rotation)
+    upcoming = [when for when in times if when is not None and when > since]
+    return requeue_after(now, min(upcoming) if upcoming else None)
 
 
 def backoff_delay(

@@ -20,7 +20,7 @@ One long-lived loop per binding (a kopf daemon, :func:`loop`). A pass (:func:`re
    retirement waits for exactly these fields, so they must never run ahead of the consumers.
 
 Wake-ups, not polling: a ServicePrincipalSecret whose ``status.current`` changes wakes the
-bindings that reference it (found through the runtime's binding index); a binding's own spec
+bindings that reference it (through the consumers index, :mod:`consuming`); a binding's own spec
 change wakes it; a RotationPolicy change wakes everyone. On its own a binding looks at the cloud
 only once per drift-check interval: a keyVault-sourced one reads the vault's latest version
 (nobody tells us about a new one), and every synced binding checks its scope
@@ -32,455 +32,52 @@ no call at all.
 Per-binding state lives in the runtime's memory and is dropped, along with the binding's
 Databricks client when no other binding uses it, when the binding's daemon ends.
 
-Everything outside the process goes through :class:`Ports` (Databricks workspaces, the
-Kubernetes Secret holding a PAT, the binding's own status) or the shared runtime (Key Vault,
-policies, events, clock), so unit tests swap fakes in at exactly that boundary.
+Everything outside the process goes through :class:`ports.BindingPorts` (Databricks
+workspaces, the Kubernetes Secret holding a PAT, the binding's own status) or the shared runtime
+(Key Vault, policies, events, clock), so unit tests swap fakes in at exactly that boundary. The
+source is resolved in :mod:`rotator.handlers.sourcing`, the decisions are
+:mod:`rotator.core.syncing`'s, the Databricks work is done in :mod:`rotator.handlers.delivering`,
+status, events and failures are recorded by :mod:`rotator.handlers.recording`, and the production
+adapters are in :mod:`rotator.handlers.wiring`; this module runs the pass and its kopf handlers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import datetime as dt
-import hashlib
-import hmac
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import Any, Final, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import kopf
 
 from rotator import metrics
-from rotator.clouds import databricks, identity
-from rotator.clouds import settings as cloud_settings
-from rotator.core import conditions, errors, jobrefs, models, policies, reasons, schedule
-from rotator.handlers import ports, reporting, runtime, waking, wiring
+from rotator.core import (
+    authorization,
+    conditions,
+    errors,
+    kinds,
+    models,
+    readiness,
+    reasons,
+    syncing,
+)
+from rotator.handlers import (
+    consuming,
+    daemons,
+    delivering,
+    ports,
+    recording,
+    runtime,
+    sourcing,
+    wiring,
+)
 
 logger = logging.getLogger(__name__)
 
-GROUP: Final = "rotator.dev"
-VERSION: Final = "v1alpha1"
-DSB: Final = "databrickssecretbindings"
-SPS: Final = "serviceprincipalsecrets"
-#: The runtime's index of bindings by (namespace, source sps name) (rotator.handlers.registering).
-BINDINGS_INDEX: Final = "rotator_bindings"
-#: Per-object keys of bindings in the shared runtime (wakers, memory) must never equal a
-#: ServicePrincipalSecret's ``namespace/name``; ":" cannot occur in an object name.
-_KEY_PREFIX: Final = "dsb:"
 
-
-def binding_key(namespace: str | None, name: str) -> str:
-    """The runtime key (wakers, memory) of one binding."""
-    return waking.key(namespace, _KEY_PREFIX + name)
-
-
-# --- ports: the outside world of this module --------------------------------------------------
-
-
-class Workspace(Protocol):
-    """One Databricks workspace (shaped like :class:`databricks.DatabricksAdapter`)."""
-
-    async def get_scope(self, name: str) -> databricks.ScopeInfo | None: ...
-
-    async def create_scope(self, name: str) -> None: ...
-
-    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None: ...
-
-    async def secret_digest(self, scope: str, key: str) -> bytes | None: ...
-
-    async def resolve_job(
-        self, *, job_id: int | None = None, job_name: str | None = None
-    ) -> int: ...
-
-    async def get_job_settings(self, job_id: int) -> dict[str, Any]: ...
-
-    async def update_job(self, job_id: int, new_settings: dict[str, Any]) -> None: ...
-
-    async def active_runs(self, job_id: int) -> list[int]: ...
-
-    async def cancel_run(self, run_id: int) -> None: ...
-
-
-class Workspaces(Protocol):
-    """A workspace client for ``host``: the operator's identity (token None) or a PAT.
-
-    ``user`` is the binding asking; :meth:`release` says it is gone, so a client no binding
-    uses any more can be closed.
-    """
-
-    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> Workspace: ...
-
-    async def release(self, user: str) -> None: ...
-
-
-class SecretReader(Protocol):
-    """Reads one key of a Kubernetes Secret in the binding's namespace (a PAT)."""
-
-    async def read(self, namespace: str, name: str, key: str) -> errors.SecretText: ...
-
-
-@dataclasses.dataclass
-class Ports:
-    """What a binding pass talks to besides the shared runtime."""
-
-    workspaces: Workspaces
-    secrets: SecretReader
-    bindings: ports.StatusWriter  # reads and status-patches DatabricksSecretBindings
-
-
-# --- the source ---------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """The value a binding must deliver: one Key Vault version (and its Graph keyId, if any)."""
-
-    vault_url: str
-    secret_name: str
-    version: str
-    key_id: str | None = None
-    label: str = ""  # how messages name it
-
-
-class SourceNotReady(Exception):
-    """The referenced ServicePrincipalSecret does not exist or has no current secret yet."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-async def resolve_source(
-    rt: runtime.Runtime, namespace: str, spec: models.DatabricksSecretBindingSpec
-) -> Source:
-    """The source's current version: sps status (an API read) or Key Vault latest (a cloud call)."""
-    ref = spec.source.service_principal_secret_ref
-    if ref is not None:
-        body = await rt.status.read(namespace, ref.name)
-        if body is None:
-            raise SourceNotReady(f"ServicePrincipalSecret {ref.name!r} does not exist")
-        try:
-            sps_spec = models.ServicePrincipalSecretSpec.from_body(body)
-            sps_status = models.ServicePrincipalSecretStatus.from_dict(body.get("status"))
-        except errors.PermanentError:
-            raise SourceNotReady(
-                f"ServicePrincipalSecret {ref.name!r} has an invalid spec or status"
-            ) from None
-        current = sps_status.current
-        if current is None or not current.key_vault_version:
-            raise SourceNotReady(f"ServicePrincipalSecret {ref.name!r} has no current secret yet")
-        return Source(
-            vault_url=sps_spec.key_vault.vault_url,
-            secret_name=sps_spec.key_vault.secret_name,
-            version=current.key_vault_version,
-            key_id=current.key_id,
-            label=f"ServicePrincipalSecret {ref.name!r} (secret {current.key_id})",
-        )
-    source = spec.source.key_vault
-    assert source is not None  # the spec model guarantees exactly one source
-    latest = await rt.vault.latest(source.vault_url, source.secret_name)
-    if latest is None:
-        raise errors.NotFound(
-            f"Key Vault secret {source.secret_name!r} does not exist in {source.vault_url}"
-        )
-    if not latest.enabled:
-        raise errors.PermanentError(
-            f"the latest version of Key Vault secret {source.secret_name!r} in "
-            f"{source.vault_url} is disabled; consumers cannot read it",
-            reasons.KEY_VAULT_ERROR,
-        )
-    return Source(
-        vault_url=source.vault_url,
-        secret_name=source.secret_name,
-        version=latest.version,
-        label=f"Key Vault secret {source.secret_name!r}",
-    )
-
-
-# --- the sync -----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class JobOutcome:
-    """What a sync did to one job; ``error`` set when it failed."""
-
-    status: models.JobStatus
-    error: errors.RotatorError | None = None
-
-
-def scope_reads_vault(scope: databricks.ScopeInfo, vault_url: str) -> bool:
-    """Whether a Key-Vault-backed scope reads ``vault_url`` (origins compared normalised)."""
-    if not scope.keyvault_dns:
-        return False
-    try:
-        return models.normalize_url(scope.keyvault_dns.rstrip("/")) == models.normalize_url(
-            vault_url
-        )
-    except ValueError:
-        return False
-
-
-def is_continuous(settings: Mapping[str, Any]) -> bool:
-    """A continuous job that is not paused: cancelling its run makes Databricks start another."""
-    continuous = settings.get("continuous")
-    return isinstance(continuous, Mapping) and continuous.get("pause_status") != "PAUSED"
-
-
-def check_keyvault_scope(
-    spec: models.DatabricksSecretBindingSpec, scope: databricks.ScopeInfo, source: Source
-) -> None:
-    """A Key-Vault-backed scope must read the source's vault and secret (PermanentError if not).
-
-    Read-only in Databricks: the scope reads the vault itself, so there is nothing to write,
-    only to check that jobs referencing it will read the source's secret.
-    """
-    if not scope_reads_vault(scope, source.vault_url):
-        raise errors.PermanentError(
-            f"secret scope {spec.scope.name!r} is backed by Key Vault "
-            f"{scope.keyvault_dns or '(unknown)'}, not by the source vault "
-            f"{source.vault_url}; the binding never writes to a Key-Vault-backed scope",
-            reasons.DATABRICKS_ERROR,
-        )
-    if spec.scope.key != source.secret_name:
-        raise errors.PermanentError(
-            f"secret scope {spec.scope.name!r} is Key-Vault-backed, so key "
-            f"{spec.scope.key!r} reads the vault secret of that name; set scope.key to "
-            f"{source.secret_name!r}",
-            reasons.DATABRICKS_ERROR,
-        )
-
-
-def _digest_key(source: Source) -> str:
-    return f"{source.vault_url}|{source.secret_name}|{source.version}"
-
-
-def _digest(value: errors.SecretText) -> bytes:
-    # What Databricks stores for put_secret(string_value=...): the text's UTF-8 bytes.
-    return hashlib.sha256(value.reveal().encode()).digest()
-
-
-async def deliver_value(
-    rt: runtime.Runtime,
-    workspace: Workspace,
-    spec: models.DatabricksSecretBindingSpec,
-    source: Source,
-    memory: runtime.Memory | None = None,
-) -> None:
-    """Put the source version's value in the scope, or check a Key-Vault-backed scope."""
-    scope = await workspace.get_scope(spec.scope.name)
-    if scope is None:
-        if not spec.scope.create:
-            raise errors.NotFound(
-                f"secret scope {spec.scope.name!r} does not exist in {spec.workspace.host}; "
-                "create it or set scope.create: true"
-            )
-        await workspace.create_scope(spec.scope.name)
-    elif scope.backend == "AZURE_KEYVAULT":
-        check_keyvault_scope(spec, scope, source)
-        return
-    value = await rt.vault.read(source.vault_url, source.secret_name, source.version)
-    await workspace.put_secret(spec.scope.name, spec.scope.key, value)
-    if memory is not None:
-        # The next drift check compares against this without reading Key Vault again.
-        memory.source_digest = (_digest_key(source), _digest(value))
-
-
-async def source_digest(rt: runtime.Runtime, source: Source, memory: runtime.Memory) -> bytes:
-    """SHA-256 of the source version's value (versions never change: kept per version)."""
-    key = _digest_key(source)
-    if memory.source_digest is not None and memory.source_digest[0] == key:
-        return memory.source_digest[1]
-    digest = _digest(await rt.vault.read(source.vault_url, source.secret_name, source.version))
-    memory.source_digest = (key, digest)
-    return digest
-
-
-class ValueUnreadable(Exception):
-    """Databricks refused to give the scope's value back (no READ, or ``secrets/get`` is not
-    served outside notebooks): the value cannot be compared, which is no reason to stall."""
-
-    def __init__(self, error: errors.PermanentError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-async def scope_drift(
-    rt: runtime.Runtime,
-    workspace: Workspace,
-    spec: models.DatabricksSecretBindingSpec,
-    source: Source,
-    memory: runtime.Memory,
-) -> str | None:
-    """What is wrong with the scope (None: it holds the source's value). Reads, never writes.
-
-    Values are compared by digest, in memory; the message never carries a value or a digest.
-    A Key-Vault-backed scope holds no value of ours: it must still read the source vault.
-    """
-    name, key, host = spec.scope.name, spec.scope.key, spec.workspace.host
-    scope = await workspace.get_scope(name)
-    if scope is None:
-        return f"secret scope {name!r} no longer exists in {host}"
-    if scope.backend == "AZURE_KEYVAULT":
-        check_keyvault_scope(spec, scope, source)
-        return None
-    try:
-        found = await workspace.secret_digest(name, key)
-    except errors.PermanentError as exc:
-        raise ValueUnreadable(exc) from None
-    if found is None:
-        return f"key {key!r} is missing from secret scope {name!r} in {host}"
-    if not hmac.compare_digest(found, await source_digest(rt, source, memory)):
-        return (
-            f"key {key!r} of secret scope {name!r} in {host} no longer holds the value the "
-            "binding wrote (changed outside the operator)"
-        )
-    return None
-
-
-async def sync_job(
-    workspace: Workspace,
-    spec: models.DatabricksSecretBindingSpec,
-    job: models.JobRef,
-    *,
-    value_changed: bool,
-) -> JobOutcome:
-    """Point one job's clusters at the scope (writing only what changes); restart if asked."""
-    job_id = job.job_id
-    try:
-        job_id = await workspace.resolve_job(job_id=job.job_id, job_name=job.job_name)
-        settings = await workspace.get_job_settings(job_id)
-        update = jobrefs.ensure_secret_refs(
-            settings, spec.scope.name, spec.scope.key, job.env, job.spark_conf
-        )
-        if update is not None:
-            await workspace.update_job(job_id, update)
-        restarted = 0
-        notes: list[str] = []
-        if job.restart == "IfRunning" and (value_changed or update is not None):
-            if is_continuous(settings):
-                for run_id in await workspace.active_runs(job_id):
-                    await workspace.cancel_run(run_id)
-                    restarted += 1
-            else:
-                notes.append("not a continuous job: running clusters pick it up on their next run")
-        return JobOutcome(
-            models.JobStatus(
-                job_name=job.job_name,
-                job_id=job_id,
-                changed=update is not None,
-                restarted_runs=restarted,
-                message="; ".join(notes),
-            )
-        )
-    except errors.RotatorError as exc:
-        return JobOutcome(
-            models.JobStatus(job_name=job.job_name, job_id=job_id, message=exc.message), exc
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class SyncResult:
-    jobs: tuple[JobOutcome, ...]
-
-    @property
-    def error(self) -> errors.RotatorError | None:
-        return next((j.error for j in self.jobs if j.error is not None), None)
-
-
-async def sync(
-    rt: runtime.Runtime,
-    workspace: Workspace,
-    spec: models.DatabricksSecretBindingSpec,
-    source: Source,
-    previous: models.DatabricksSecretBindingStatus,
-    memory: runtime.Memory | None = None,
-) -> SyncResult:
-    """The act step: value first, then the jobs that reference it (their order is the spec's)."""
-    await deliver_value(rt, workspace, spec, source, memory)
-    value_changed = (previous.synced_version, previous.synced_key_id) != (
-        source.version,
-        source.key_id,
-    )
-    outcomes = [
-        await sync_job(workspace, spec, job, value_changed=value_changed) for job in spec.jobs
-    ]
-    return SyncResult(tuple(outcomes))
-
-
-# --- one pass -----------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Pass:
-    """The binding being reconciled, and how to save its status and post its events."""
-
-    rt: runtime.Runtime
-    io: Ports
-    body: Mapping[str, Any]
-    meta: models.ResourceMeta
-    status: models.DatabricksSecretBindingStatus
-
-    @property
-    def namespace(self) -> str:
-        return self.meta.namespace or ""
-
-    @property
-    def key(self) -> str:
-        return binding_key(self.meta.namespace, self.meta.name)
-
-    async def save(
-        self,
-        status: models.DatabricksSecretBindingStatus,
-        *,
-        ready: bool,
-        signal: conditions.Signal,
-        reconciling: conditions.Signal | None = None,
-        stalled: conditions.Signal | None = None,
-    ) -> None:
-        """Render conditions and patch only what changed (an idle pass writes nothing)."""
-        now = self.rt.clock.now()
-        rendered = conditions.render(
-            status.conditions,
-            ready=ready,
-            signal=signal,
-            generation=self.meta.generation,
-            now=now,
-            reconciling=reconciling,
-            stalled=stalled,
-        )
-        new = status.model_copy(
-            update={"conditions": rendered, "observed_generation": self.meta.generation}
-        )
-        patch = reporting.diff_patch(self.status.to_dict(), new.to_patch())
-        if patch:
-            await self.io.bindings.patch_status(self.namespace, self.meta.name, patch)
-        self.status = new
-
-    def event(self, type_: ports.EventType, reason: str, message: str) -> None:
-        self.rt.events.post(self.body, type_, reason, message)
-
-    def entering(self, type_: str, reason: str) -> bool:
-        """Whether condition ``type_`` is not yet True with ``reason`` (post its event once)."""
-        found = conditions.find(self.status.conditions, type_)
-        return not (found is not None and found.status == "True" and found.reason == reason)
-
-
-def _synced_signal(status: models.DatabricksSecretBindingStatus) -> conditions.Signal:
-    return conditions.Signal(
-        reasons.SYNCED,
-        f"Key Vault version {status.synced_version} is in the scope and every job references it",
-    )
-
-
-async def stall(p: Pass, exc: errors.PermanentError) -> None:
-    """Stalled with the error's reason; a Warning event when newly stalled for it."""
-    signal = conditions.Signal(exc.reason, exc.message)
-    if p.entering(conditions.STALLED, exc.reason):
-        p.event("Warning", exc.reason, exc.message)
-    await p.save(p.status, ready=False, signal=signal, stalled=signal)
-
-
-async def reconcile(rt: runtime.Runtime, port: Ports, namespace: str, name: str) -> float | None:
+async def reconcile(
+    rt: runtime.Runtime, port: ports.BindingPorts, namespace: str, name: str
+) -> float | None:
     """One pass over one binding; returns the seconds until the next pass is due (None: woken)."""
     body = await port.bindings.read(namespace, name)
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -490,92 +87,75 @@ async def reconcile(rt: runtime.Runtime, port: Ports, namespace: str, name: str)
         status = models.DatabricksSecretBindingStatus.from_dict(body.get("status"))
     except errors.PermanentError as exc:
         # Start from an empty record: the next successful sync rewrites every field.
-        p = Pass(rt, port, body, meta, models.DatabricksSecretBindingStatus())
-        await stall(p, exc)
+        p = recording.Pass(rt, port, body, meta, models.DatabricksSecretBindingStatus())
+        await recording.stall(p, exc)
         return None
-    p = Pass(rt, port, body, meta, status)
+    p = recording.Pass(rt, port, body, meta, status)
     try:
         spec = models.DatabricksSecretBindingSpec.from_body(body)
     except errors.SpecError as exc:
-        await stall(p, exc)
+        await recording.stall(p, exc)
         return None
-    decision = rt.police.check(namespace, policies.request_for_binding(spec))
+    decision = rt.police.check(namespace, authorization.request_for_binding(spec))
     if not decision.allowed:
-        await stall(p, errors.NotAuthorized(decision.message))
+        await recording.stall(p, errors.NotAuthorized(decision.message))
         return None
     memory = rt.memory(p.key)
     now = rt.clock.now()
-    scope_due = _scope_check_due(p, memory, now)
-    if spec.source.key_vault is not None and not scope_due and not _kv_check_due(p, memory, now):
+    memory.scope_checked = syncing.scope_baseline(snapshot(p, spec, now), p.key)
+    seen = snapshot(p, spec, now)
+    scope_due = syncing.scope_check_due(seen)
+    if seen.keyvault_source and not scope_due and not syncing.source_check_due(seen):
         # Nothing new can have happened that we would be told about: wait for the next look.
-        return _until_next_check(p, spec, memory, now)
+        return syncing.next_check(seen)
     try:
-        source = await resolve_source(rt, namespace, spec)
-    except SourceNotReady as exc:
+        source = await sourcing.resolve_source(rt, namespace, spec.source)
+    except sourcing.SourceNotReady as exc:
         signal = conditions.Signal(reasons.SOURCE_NOT_READY, exc.message)
         await p.save(p.status, ready=False, signal=signal, reconciling=signal)
         return None  # the source's status change wakes us
     except errors.RotatorError as exc:
-        return await failed(p, exc)
+        return await recording.failed(p, exc)
     finally:
         if spec.source.key_vault is not None:
             memory.drift_checked = now
-    if not _up_to_date(p, source):
+    found = syncing.Source(source.version, source.key_id)
+    if syncing.needs_sync(snapshot(p, spec, now), found)[2]:
         return await run_sync(p, spec, source)
     if scope_due:
         try:
             await check_scope(p, spec, source)
         except errors.RotatorError as exc:
-            return await failed(p, exc)
-    await p.save(p.status, ready=True, signal=_synced_signal(p.status))
-    return _until_next_check(p, spec, memory, now)
+            return await recording.failed(p, exc)
+    await p.save(p.status, ready=True, signal=readiness.synced(p.status))
+    return syncing.next_check(snapshot(p, spec, now))
 
 
-def _kv_check_due(p: Pass, memory: runtime.Memory, now: dt.datetime) -> bool:
-    """Whether a keyVault-sourced binding should read the vault in this pass."""
-    if memory.drift_checked is None or memory.retry_at is not None:
-        return True
-    if p.status.observed_generation != p.meta.generation or memory.failures:
-        return True
-    return now >= memory.drift_checked + p.rt.config.drift_check_interval
+def snapshot(
+    p: recording.Pass, spec: models.DatabricksSecretBindingSpec, now: dt.datetime
+) -> syncing.Snapshot:
+    """What the binding's decisions (:mod:`rotator.core.syncing`) look at, as of now."""
+    memory = p.rt.memory(p.key)
+    return syncing.Snapshot(
+        generation=p.meta.generation,
+        observed_generation=p.status.observed_generation,
+        synced_version=p.status.synced_version,
+        synced_key_id=p.status.synced_key_id,
+        stalled=conditions.is_true(p.status.conditions, conditions.STALLED),
+        last_sync_time=p.status.last_sync_time,
+        failures=memory.failures,
+        retry_pending=memory.retry_at is not None,
+        source_checked=memory.drift_checked,
+        scope_checked=memory.scope_checked,
+        keyvault_source=spec.source.key_vault is not None,
+        interval=p.rt.config.drift_check_interval,
+        now=now,
+    )
 
 
-def _scope_checked(p: Pass, memory: runtime.Memory) -> dt.datetime | None:
-    return memory.scope_checked or p.status.last_sync_time
-
-
-def _scope_check_due(p: Pass, memory: runtime.Memory, now: dt.datetime) -> bool:
-    """Whether the scope's value is due for its drift check (never before a first sync).
-
-    First seen by this process (a restart): the check stays due one interval after the last
-    sync, the last time the scope was known to be right. A binding synced longer ago than that
-    is checked at a stable per-binding offset within the next interval, so a restart does not
-    read every scope at once (as :func:`rotator.handlers.reconciling.first_drift_check`).
-    """
-    interval = p.rt.config.drift_check_interval
-    if memory.scope_checked is None:
-        synced = p.status.last_sync_time
-        if synced is None:
-            return False
-        due = synced + interval
-        if due <= now:
-            due = now + schedule.spread(p.key, interval)
-        memory.scope_checked = due - interval
-    return now >= memory.scope_checked + interval
-
-
-def _until_next_check(
-    p: Pass, spec: models.DatabricksSecretBindingSpec, memory: runtime.Memory, now: dt.datetime
-) -> float | None:
-    """Seconds until the next scope or Key Vault check is due (None: nothing to check yet)."""
-    last = [_scope_checked(p, memory)]
-    if spec.source.key_vault is not None:
-        last.append(memory.drift_checked)
-    due = [when + p.rt.config.drift_check_interval for when in last if when is not None]
-    return max(1.0, (min(due) - now).total_seconds()) if due else None
-
-
-async def _workspace(p: Pass, spec: models.DatabricksSecretBindingSpec) -> Workspace:
+async def _workspace(
+    p: recording.Pass, spec: models.DatabricksSecretBindingSpec
+) -> ports.Workspace:
     """The binding's workspace client: the operator's identity, or the PAT it names."""
     token = None
     auth = spec.workspace.auth
@@ -585,13 +165,15 @@ async def _workspace(p: Pass, spec: models.DatabricksSecretBindingSpec) -> Works
     return p.io.workspaces(spec.workspace.host, token, user=p.key)
 
 
-async def check_scope(p: Pass, spec: models.DatabricksSecretBindingSpec, source: Source) -> None:
+async def check_scope(
+    p: recording.Pass, spec: models.DatabricksSecretBindingSpec, source: sourcing.Source
+) -> None:
     """The drift check of a synced binding: repair a scope changed outside the operator."""
     memory = p.rt.memory(p.key)
     workspace = await _workspace(p, spec)
     try:
-        drift = await scope_drift(p.rt, workspace, spec, source, memory)
-    except ValueUnreadable as exc:
+        drift = await delivering.scope_drift(p.rt, workspace, spec, source, memory)
+    except delivering.ValueUnreadable as exc:
         # The binding did its job (it wrote the value); only the check cannot be made. Say so
         # once, not at every interval, and stay Ready.
         message = (
@@ -606,7 +188,7 @@ async def check_scope(p: Pass, spec: models.DatabricksSecretBindingSpec, source:
     else:
         memory.unreadable = None
     if drift is not None:
-        await deliver_value(p.rt, workspace, spec, source, memory)
+        await delivering.deliver_value(p.rt, workspace, spec, source, memory)
         metrics.DRIFT_REPAIRED.labels(what="databricks_scope_value").inc()
         p.event(
             "Warning",
@@ -624,19 +206,8 @@ async def check_scope(p: Pass, spec: models.DatabricksSecretBindingSpec, source:
     memory.scope_checked = p.rt.clock.now()
 
 
-def _up_to_date(p: Pass, source: Source) -> bool:
-    status = p.status
-    return (
-        status.synced_version == source.version
-        and status.synced_key_id == source.key_id
-        and status.observed_generation == p.meta.generation
-        and not p.rt.memory(p.key).failures
-        and not conditions.is_true(status.conditions, conditions.STALLED)
-    )
-
-
 async def run_sync(
-    p: Pass, spec: models.DatabricksSecretBindingSpec, source: Source
+    p: recording.Pass, spec: models.DatabricksSecretBindingSpec, source: sourcing.Source
 ) -> float | None:
     """Sync now: Reconciling first, then the cloud work, then the record (or the failure)."""
     rt = p.rt
@@ -648,18 +219,18 @@ async def run_sync(
     await p.save(
         p.status,
         ready=ready_now,
-        signal=_synced_signal(p.status) if ready_now else working,
+        signal=readiness.synced(p.status) if ready_now else working,
         reconciling=working,
     )
     try:
         workspace = await _workspace(p, spec)
-        result = await sync(rt, workspace, spec, source, p.status, memory)
+        result = await delivering.sync(rt, workspace, spec, source, p.status, memory)
     except errors.RotatorError as exc:
-        return await failed(p, exc)
+        return await recording.failed(p, exc)
     jobs = tuple(o.status for o in result.jobs)
     if result.error is not None:
         p.status = p.status.model_copy(update={"jobs": jobs})
-        return await failed(p, result.error)
+        return await recording.failed(p, result.error)
     now = rt.clock.now()
     version_changed = p.status.synced_version != source.version
     synced = p.status.model_copy(
@@ -676,7 +247,7 @@ async def run_sync(
     memory.retry_at = None
     memory.failures = 0
     memory.scope_checked = now  # the value was just written
-    await p.save(synced, ready=True, signal=_synced_signal(synced))
+    await p.save(synced, ready=True, signal=readiness.synced(synced))
     if version_changed:
         p.event(
             "Normal",
@@ -707,275 +278,34 @@ async def run_sync(
         len(jobs),
         sum(1 for j in jobs if j.changed),
     )
-    return _until_next_check(p, spec, memory, now)
-
-
-async def failed(p: Pass, exc: errors.RotatorError) -> float | None:
-    """Record a failure: transient ones retry with backoff, permanent ones stall (and are
-    retried rarely, since a fix may happen in Databricks or Key Vault, not in the spec)."""
-    rt = p.rt
-    now = rt.clock.now()
-    # Also counted in memory, so the backoff does not depend on reading our own status write
-    # back (a restart starts the backoff over, which is harmless).
-    memory = rt.memory(p.key)
-    memory.failures += 1
-    failures = memory.failures
-    status = p.status.model_copy(
-        update={"failures": failures, "last_error": exc.message, "last_failure_time": now}
-    )
-    reason = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
-    signal = conditions.Signal(reason, exc.message)
-    if isinstance(exc, errors.PermanentError):
-        if p.entering(conditions.STALLED, reason):
-            p.event("Warning", reason, exc.message)
-        await p.save(status, ready=False, signal=signal, stalled=signal)
-        delay = rt.config.drift_check_interval.total_seconds()
-    else:
-        if failures == 1:  # once per streak of failures, not on every retry
-            p.event("Warning", reason, exc.message)
-        await p.save(status, ready=False, signal=signal, reconciling=signal)
-        delay = schedule.backoff_delay(failures, errors.retry_after(exc), key=p.key)
-    memory.retry_at = now + dt.timedelta(seconds=delay)
-    logger.warning("binding %s/%s: %s (retry in %.0fs)", p.namespace, p.meta.name, reason, delay)
-    return delay
-
-
-# --- production ports ---------------------------------------------------------------------------
-
-
-class CountedWorkspace:
-    """:class:`Workspace` over a :class:`databricks.DatabricksAdapter`, every call counted."""
-
-    def __init__(self, adapter: databricks.DatabricksAdapter) -> None:
-        self._adapter = adapter
-
-    async def get_scope(self, name: str) -> databricks.ScopeInfo | None:
-        return await wiring.counted("databricks", "getScope", self._adapter.get_scope(name))
-
-    async def create_scope(self, name: str) -> None:
-        await wiring.counted("databricks", "createScope", self._adapter.create_scope(name))
-
-    async def put_secret(self, scope: str, key: str, value: errors.SecretText) -> None:
-        await wiring.counted("databricks", "putSecret", self._adapter.put_secret(scope, key, value))
-
-    async def secret_digest(self, scope: str, key: str) -> bytes | None:
-        call = self._adapter.secret_digest(scope, key)
-        return await wiring.counted("databricks", "getSecret", call)
-
-    async def resolve_job(self, *, job_id: int | None = None, job_name: str | None = None) -> int:
-        call = self._adapter.resolve_job(job_id=job_id, job_name=job_name)
-        return await wiring.counted("databricks", "resolveJob", call)
-
-    async def get_job_settings(self, job_id: int) -> dict[str, Any]:
-        return await wiring.counted("databricks", "getJob", self._adapter.get_job_settings(job_id))
-
-    async def update_job(self, job_id: int, new_settings: dict[str, Any]) -> None:
-        call = self._adapter.update_job(job_id, new_settings)
-        await wiring.counted("databricks", "updateJob", call)
-
-    async def active_runs(self, job_id: int) -> list[int]:
-        return await wiring.counted("databricks", "listRuns", self._adapter.active_runs(job_id))
-
-    async def cancel_run(self, run_id: int) -> None:
-        await wiring.counted("databricks", "cancelRun", self._adapter.cancel_run(run_id))
-
-    async def close(self) -> None:
-        await self._adapter.close()
-
-
-class AdapterCache:
-    """:class:`Workspaces` for production: one adapter per (host, credential), shared.
-
-    Adapters built with a PAT are keyed by a digest of the token, so a rotated PAT gets a new
-    client and the token itself is never a dict key. Each binding uses one adapter at a time;
-    an adapter no binding uses any more (the last one was deleted, or moved to another host or
-    PAT) is closed and dropped, so its connection pool does not outlive its users.
-    """
-
-    def __init__(self, cloud: cloud_settings.CloudSettings) -> None:
-        self._cloud = cloud
-        self._strategy: identity.DatabricksCredentials | None = None
-        self._adapters: dict[tuple[str, str], CountedWorkspace] = {}
-        self._users: dict[str, tuple[str, str]] = {}
-        self._closing: set[asyncio.Task[None]] = set()
-
-    def __len__(self) -> int:
-        return len(self._adapters)
-
-    def _unused(self) -> list[CountedWorkspace]:
-        used = set(self._users.values())
-        return [self._adapters.pop(key) for key in list(self._adapters) if key not in used]
-
-    async def release(self, user: str) -> None:
-        """Binding ``user`` is gone: close the adapters nobody uses any more."""
-        self._users.pop(user, None)
-        for adapter in self._unused():
-            await adapter.close()
-
-    def __call__(self, host: str, token: errors.SecretText | None, *, user: str) -> Workspace:
-        if token is None:
-            key = (host, "")
-        else:
-            key = (host, hashlib.sha256(token.reveal().encode()).hexdigest())
-        previous = self._users.get(user)
-        self._users[user] = key
-        if previous is not None and previous != key:
-            # This binding moved (new host or PAT): its old adapter may have no user left.
-            for unused in self._unused():
-                task = asyncio.get_running_loop().create_task(unused.close())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
-        found = self._adapters.get(key)
-        if found is None:
-            if token is None:
-                if self._strategy is None:
-                    credential = identity.sync_credential(self._cloud)
-                    self._strategy = identity.DatabricksCredentials(credential)
-                adapter = databricks.DatabricksAdapter(
-                    host, self._cloud, credentials=self._strategy
-                )
-            else:
-                adapter = databricks.DatabricksAdapter(host, self._cloud, token=token)
-            found = self._adapters[key] = CountedWorkspace(adapter)
-        return found
-
-
-class KubernetesSecrets:
-    """:class:`SecretReader` on the official client, in a worker thread."""
-
-    def __init__(self) -> None:
-        import kubernetes
-
-        try:
-            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-        self._api = kubernetes.client.CoreV1Api()
-        self._error = kubernetes.client.exceptions.ApiException
-
-    async def read(self, namespace: str, name: str, key: str) -> errors.SecretText:
-        import base64
-
-        where = f"Secret {namespace}/{name}"
-        try:
-            secret = await asyncio.to_thread(self._api.read_namespaced_secret, name, namespace)
-        except self._error as exc:
-            status = getattr(exc, "status", None)
-            if status == 404:
-                raise errors.NotFound(
-                    f"{where} (workspace.auth.patSecretRef) does not exist"
-                ) from None
-            if status == 403:
-                raise errors.NotAuthorized(f"the operator may not read {where}") from None
-            raise errors.TransientError(f"could not read {where} (HTTP {status})") from None
-        data = secret.data or {}
-        if key not in data:
-            raise errors.NotFound(f"{where} has no key {key!r} (workspace.auth.patSecretRef)")
-        try:
-            text = base64.b64decode(data[key]).decode().strip()
-        except ValueError:
-            raise errors.PermanentError(
-                f"{where} key {key!r} is not a UTF-8 token", reasons.INVALID_SPEC
-            ) from None
-        return errors.SecretText(text)
-
-
-_PORTS: list[Ports] = []
-
-
-def production_ports(rt: runtime.Runtime) -> Ports:
-    """The production ports, built once per process on first use."""
-    if not _PORTS:
-        cache = AdapterCache(rt.cloud)
-        rt.tracked["databricks_clients"] = cache.__len__
-        _PORTS.append(
-            Ports(
-                workspaces=cache,
-                secrets=KubernetesSecrets(),
-                bindings=reporting.KubernetesStatusWriter(plural=DSB),
-            )
-        )
-    return _PORTS[0]
-
-
-# --- the daemon and its wake-ups ----------------------------------------------------------------
+    return syncing.next_check(snapshot(p, spec, now))
 
 
 async def loop(
     rt: runtime.Runtime,
-    port: Ports,
+    port: ports.BindingPorts,
     namespace: str,
     name: str,
     stopped: Any,
     *,
-    pass_: Callable[[runtime.Runtime, Ports, str, str], Awaitable[float | None]] = reconcile,
+    pass_: Callable[
+        [runtime.Runtime, ports.BindingPorts, str, str], Awaitable[float | None]
+    ] = reconcile,
 ) -> None:
-    """The per-binding daemon: reconcile, sleep until due or woken, until ``stopped``."""
-    obj = binding_key(namespace, name)
-    memory = rt.memory(obj)
-    crashes = 0
-    try:
-        while not stopped:
-            try:
-                async with memory.lock:
-                    wait = await pass_(rt, port, namespace, name)
-                crashes = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # The API server refused a read or a status write: retry the whole pass.
-                crashes += 1
-                wait = schedule.backoff_delay(crashes, key=obj)
-                logger.warning(
-                    "%s: pass failed (%s); retrying in %.0fs", obj, type(exc).__name__, wait
-                )
-                logger.debug("binding pass failure of %s", obj, exc_info=exc)
-            if stopped:
-                return
-            await _sleep(rt, obj, wait, stopped)
-    finally:
+    """The per-binding daemon (:func:`rotator.handlers.daemons.run` over :func:`reconcile`)."""
+    obj = recording.binding_key(namespace, name)
+
+    async def one_pass() -> float | None:
+        return await pass_(rt, port, namespace, name)
+
+    async def on_exit() -> None:
         # kopf ends a binding's daemon when the binding is being deleted (or the operator
         # stops): nothing of it stays behind, including a Databricks client only it used. A
         # pass that ran after the DELETED event forgot it would otherwise bring it back.
         rt.forget(obj)
         await port.workspaces.release(obj)
 
-
-async def _sleep(rt: runtime.Runtime, obj: str, seconds: float | None, stopped: Any) -> None:
-    waker = asyncio.ensure_future(rt.wakers.sleep(obj, seconds))
-    stopper = asyncio.ensure_future(stopped.wait())
-    try:
-        await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (waker, stopper):
-            task.cancel()
-
-
-def source_fingerprint(body: Mapping[str, Any]) -> Hashable:
-    """What a binding reads from its source sps: a change of it must wake the bindings."""
-    status = body.get("status") or {}
-    current = status.get("current") if isinstance(status, Mapping) else None
-    current = current if isinstance(current, Mapping) else {}
-    spec = body.get("spec") or {}
-    vault = spec.get("keyVault") if isinstance(spec, Mapping) else None
-    vault = vault if isinstance(vault, Mapping) else {}
-    return (
-        current.get("keyId"),
-        current.get("keyVaultVersion"),
-        vault.get("vaultUrl"),
-        vault.get("secretName"),
-        bool((body.get("metadata") or {}).get("deletionTimestamp")),
-    )
-
-
-def wake_bindings_of(rt: runtime.Runtime, index: Any, namespace: str, name: str) -> int:
-    """Wake every binding whose source is sps ``namespace/name``; how many were woken."""
-    woken = 0
-    for entry in index.get((namespace, name), ()):
-        binding_ns, _, binding_name = str(entry.name).partition("/")
-        rt.wakers.wake(binding_key(binding_ns, binding_name))
-        woken += 1
-    return woken
+    await daemons.run(rt, obj, one_pass, stopped, on_exit=on_exit)
 
 
 def _runtime(memo: Any) -> runtime.Runtime:
@@ -985,16 +315,21 @@ def _runtime(memo: Any) -> runtime.Runtime:
     return rt
 
 
-@kopf.daemon(GROUP, VERSION, DSB, id="binding-sync", cancellation_timeout=10.0)
+def _ports(rt: runtime.Runtime) -> ports.BindingPorts:
+    """The bindings' production ports, built on first use and kept in the runtime."""
+    return rt.attach(kinds.DSB, lambda: wiring.binding_ports(rt))
+
+
+@kopf.daemon(kinds.GROUP, kinds.VERSION, kinds.DSB, id="binding-sync", cancellation_timeout=10.0)
 async def binding_daemon(
     stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
     """One long-lived loop per DatabricksSecretBinding."""
     rt = _runtime(memo)
-    await loop(rt, production_ports(rt), namespace or "", name, stopped)
+    await loop(rt, _ports(rt), namespace or "", name, stopped)
 
 
-@kopf.on.event(GROUP, VERSION, DSB, id="binding-spec-changed")
+@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.DSB, id="binding-spec-changed")
 async def binding_spec_changed(
     namespace: str | None, name: str, meta: kopf.Meta, type: str, memo: Any, **_: Any
 ) -> None:
@@ -1006,35 +341,23 @@ async def binding_spec_changed(
     rt = memo.get("runtime")
     if not isinstance(rt, runtime.Runtime):
         return
-    obj = binding_key(namespace, name)
+    obj = recording.binding_key(namespace, name)
     if type == "DELETED":
         # Nothing to undo in Databricks: the value stays where its consumers read it.
         rt.forget(obj)
-        if _PORTS:
-            await _PORTS[0].workspaces.release(obj)
+        found = rt.attached.get(kinds.DSB)
+        if isinstance(found, ports.BindingPorts):
+            await found.workspaces.release(obj)
         return
     fingerprint = (meta.get("generation"), bool(meta.get("deletionTimestamp")))
     rt.wakers.wake_if_changed(obj, fingerprint)
 
 
-@kopf.on.event(GROUP, VERSION, SPS, id="binding-source-changed")
-async def binding_source_changed(
-    namespace: str | None, name: str, body: kopf.Body, type: str, memo: Any, **kwargs: Any
-) -> None:
-    """An sps's current secret (or vault) changed: wake the bindings that copy it."""
-    rt = memo.get("runtime")
-    index = kwargs.get(BINDINGS_INDEX)
-    if not isinstance(rt, runtime.Runtime) or index is None:
-        return
-    if type == "DELETED":
-        # The sps's memory (where its last fingerprint lives) is forgotten with it; its
-        # bindings look once more and find their source gone.
-        wake_bindings_of(rt, index, namespace or "", name)
-        return
-    # What the sps looked like to us last time, kept in its memory; first sight (None) counts
-    # as a change: a binding may be waiting for a source that only now appears.
-    memory = rt.memory(waking.key(namespace, name))
-    fingerprint = source_fingerprint(body)
-    if memory.source_seen != fingerprint:
-        memory.source_seen = fingerprint
-        wake_bindings_of(rt, index, namespace or "", name)
+def _source_of(spec: Mapping[str, Any]) -> str | None:
+    ref = (spec.get("source") or {}).get("servicePrincipalSecretRef") or {}
+    name = ref.get("name")
+    return str(name) if name else None
+
+
+# A binding is a consumer of the ServicePrincipalSecret it names (retirement waits for it).
+consuming.register(kinds.DSB, _source_of, recording.binding_key)

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotator import metrics
-from rotator.core import errors, models, policies, reasons, rotation
+from rotator.core import authorization, errors, models, reasons, rotation
 from rotator.handlers import rotating, runtime, subjects, waking
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ async def _apply(rt: runtime.Runtime, body: Mapping[str, Any]) -> None:
             "deletionPolicy Retain: the secrets in Graph and Key Vault were left as they are",
         )
         return
-    decision = rt.police.check(subject.namespace, policies.request_for_secret(spec))
+    decision = rt.police.check(subject.namespace, authorization.request_for_secret(spec))
     if not decision.allowed:
         subject.event(
             "Warning",
@@ -130,7 +130,7 @@ async def _apply(rt: runtime.Runtime, body: Mapping[str, Any]) -> None:
         # addPassword may have run without its result being recorded: find it by its name.
         async with rt.limits.graph_read(subject.tenant):
             listed = await rt.graph.list_passwords(subject.tenant, subject.app, subject.owner)
-        revoke.extend(p.key_id for p in listed if p.display_name == journal.display_name)
+        revoke.extend(rotation.minted_by_attempt(journal, listed))
     # Graph first, Key Vault second. A version is disabled only once its secret is revoked:
     # disabling first and then failing to revoke (403 from Graph, a permanent error that ends
     # the finalizer) would leave a live credential whose only stored copy nobody can read.

@@ -1,10 +1,10 @@
 """RotationPolicy enforcement in the shell: kopf indices of policies and namespace labels.
 
-The decision itself is :func:`rotator.core.policies.check` (pure). This module keeps what it
+The decision itself is :func:`rotator.core.authorization.check` (pure). This module keeps what it
 needs in kopf indices (no API reads per check) and offers one call for every handler:
 
-    decision = police.check(namespace, policies.request_for_secret(spec))
-    decision = police.check(namespace, policies.request_for_binding(spec))
+    decision = police.check(namespace, authorization.request_for_secret(spec))
+    decision = police.check(namespace, authorization.request_for_binding(spec))
 
 It runs BEFORE any cloud call: a denied resource gets Stalled/NotAuthorized, a Warning event and
 zero cloud calls. Enforcement is on unless the operator runs with ``--no-enforce-policies``.
@@ -16,22 +16,18 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from rotator.core import errors, models, policies
+from rotator.core import authorization, errors, models
 
 logger = logging.getLogger(__name__)
 
-#: Index ids (the kopf index handler names), as handlers receive them in kwargs.
-POLICY_INDEX = "rotator_policies"
-NAMESPACE_INDEX = "rotator_namespace_labels"
 
-
-def policy_entry(name: str, body: Mapping[str, Any]) -> dict[str, policies.NamedPolicy | None]:
+def policy_entry(name: str, body: Mapping[str, Any]) -> dict[str, authorization.NamedPolicy | None]:
     """The index entry of one RotationPolicy: its parsed spec, or None when invalid.
 
     An invalid policy grants nothing (and is logged): a typo must never widen access.
     """
     try:
-        return {name: policies.NamedPolicy(name, models.RotationPolicySpec.from_body(body))}
+        return {name: authorization.NamedPolicy(name, models.RotationPolicySpec.from_body(body))}
     except errors.SpecError as exc:
         logger.warning("RotationPolicy %s is invalid and grants nothing: %s", name, exc.message)
         return {name: None}
@@ -52,27 +48,27 @@ class Police:
         self,
         *,
         enforce: bool,
-        policies_of: Callable[[], Iterable[policies.NamedPolicy | None]],
+        policies_of: Callable[[], Iterable[authorization.NamedPolicy | None]],
         labels_of: Callable[[str], Mapping[str, str]],
     ) -> None:
         self.enforce = enforce
         self._policies_of = policies_of
         self._labels_of = labels_of
 
-    def check(self, namespace: str, request: policies.Request) -> policies.Decision:
+    def check(self, namespace: str, request: authorization.Request) -> authorization.Decision:
         """Whether ``namespace`` may make ``request``; always allowed when not enforcing."""
         if not self.enforce:
-            return policies.Decision(
+            return authorization.Decision(
                 True, None, "policy enforcement is off (--no-enforce-policies)"
             )
         known = [p for p in self._policies_of() if p is not None]
-        return policies.check(known, namespace, self._labels_of(namespace), request)
+        return authorization.check(known, namespace, self._labels_of(namespace), request)
 
 
 def from_indices(enforce: bool, policy_index: Any, namespace_index: Any) -> Police:
     """A :class:`Police` over kopf's live indices (``kopf.Index``: key -> store of values)."""
 
-    def policies_of() -> list[policies.NamedPolicy | None]:
+    def policies_of() -> list[authorization.NamedPolicy | None]:
         return [value for key in list(policy_index) for value in policy_index.get(key, ())]
 
     def labels_of(namespace: str) -> Mapping[str, str]:

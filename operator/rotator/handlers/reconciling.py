@@ -21,23 +21,30 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from rotator import metrics
 from rotator.core import (
+    authorization,
     conditions,
     errors,
     facts,
     models,
-    policies,
     reasons,
     retirement,
     rotation,
     schedule,
     triggers,
 )
-from rotator.handlers import guarding, reporting, retiring, rotating, runtime, subjects, waking
+from rotator.handlers import (
+    daemons,
+    guarding,
+    retiring,
+    rotating,
+    runtime,
+    subjects,
+    waking,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,15 +85,15 @@ async def reconcile(rt: runtime.Runtime, namespace: str, name: str) -> float | N
     try:
         status = models.ServicePrincipalSecretStatus.from_dict(body.get("status"))
     except errors.PermanentError as exc:
-        await _stall_unreadable(rt, body, meta, exc)
+        await subjects.stall_unreadable(rt, body, meta, exc)
         return None
     try:
         spec = models.ServicePrincipalSecretSpec.from_body(body)
     except errors.SpecError as exc:
-        await _stall_invalid_spec(rt, body, meta, status, exc)
+        await subjects.stall_invalid_spec(rt, body, meta, status, exc)
         return None
     subject = subjects.Subject.parse(body, rt, spec, status)
-    decision = rt.police.check(namespace, policies.request_for_secret(spec))
+    decision = rt.police.check(namespace, authorization.request_for_secret(spec))
     if not decision.allowed:
         await _stall(subject, errors.NotAuthorized(decision.message), cleanup=False)
         return None
@@ -229,7 +236,7 @@ async def _failed(
         # message shows the type only (the traceback goes to the debug log).
         logger.debug("unexpected error reconciling %s", subject.key, exc_info=exc)
         exc = errors.TransientError(f"unexpected {type(exc).__name__}; retrying")
-    reason = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
+    reason = exc.reason
     now = rt.clock.now()
     failures = subject.status.failures + 1
     if errors.is_transient(exc):
@@ -240,7 +247,8 @@ async def _failed(
             _with_failure(subject.status, failures, exc.message, now, retry_at=memory.retry_at),
             reconciling=conditions.Signal(reason, f"{exc.message}; retrying in {delay:.0f}s"),
         )
-        subject.event("Warning", reason, f"{exc.message}; retrying in {delay:.0f}s")
+        if conditions.streak_begins(failures):
+            subject.event("Warning", reason, f"{exc.message}; retrying in {delay:.0f}s")
         return delay
     await _stall(subject, exc)
     current = subject.status.current
@@ -265,7 +273,7 @@ async def _stall(
     rotation resumes — removing what it minted if needed — once a policy allows it again.
     """
     rt, memory, meta = subject.rt, subject.memory, subject.meta
-    reason = getattr(exc, "reason", reasons.TRANSIENT_ERROR)
+    reason = exc.reason
     now = rt.clock.now()
     if cleanup and subject.status.rotation is not None:
         try:
@@ -282,13 +290,7 @@ async def _stall(
         # Not for a policy denial: a new or widened policy must take effect without an edit.
         memory.stalled_on = (meta.generation, meta.rotate_request)
     memory.retry_at = None
-    previous = conditions.find(subject.status.conditions, conditions.STALLED)
-    already = (
-        previous is not None
-        and previous.status == "True"
-        and previous.reason == reason
-        and previous.message == exc.message
-    )
+    already = not conditions.newly_stalled(subject.status.conditions, reason, exc.message)
     metrics.FAILURES.labels(reason=reason, kind="permanent").inc()
     failures = subject.status.failures if already else subject.status.failures + 1
     await subject.save(
@@ -315,60 +317,6 @@ def _with_failure(
             "next_retry_time": retry_at.replace(microsecond=0) if retry_at else None,
         }
     )
-
-
-async def _stall_invalid_spec(
-    rt: runtime.Runtime,
-    body: Mapping[str, Any],
-    meta: models.ResourceMeta,
-    status: models.ServicePrincipalSecretStatus,
-    exc: errors.SpecError,
-) -> None:
-    await _write_without_spec(
-        rt, body, meta, status, conditions.Signal(reasons.INVALID_SPEC, exc.message)
-    )
-
-
-async def _stall_unreadable(
-    rt: runtime.Runtime,
-    body: Mapping[str, Any],
-    meta: models.ResourceMeta,
-    exc: errors.PermanentError,
-) -> None:
-    # The status cannot be parsed, so only conditions are written (a fresh list).
-    await _write_without_spec(
-        rt,
-        body,
-        meta,
-        models.ServicePrincipalSecretStatus(),
-        conditions.Signal(reasons.INVALID_STATUS, exc.message),
-        only_conditions=True,
-    )
-
-
-async def _write_without_spec(
-    rt: runtime.Runtime,
-    body: Mapping[str, Any],
-    meta: models.ResourceMeta,
-    status: models.ServicePrincipalSecretStatus,
-    signal: conditions.Signal,
-    *,
-    only_conditions: bool = False,
-) -> None:
-    rendered = reporting.render_conditions(
-        status, None, generation=meta.generation, now=rt.clock.now(), stalled=signal
-    )
-    written = dict(body.get("status") or {})
-    full = rendered.to_patch()
-    if only_conditions:
-        full = {"conditions": full["conditions"], "observedGeneration": meta.generation}
-    patch = reporting.diff_patch(written, full)
-    previous = conditions.find(status.conditions, conditions.STALLED)
-    if patch:
-        await rt.status.patch_status(meta.namespace or "", meta.name, patch)
-    if previous is None or previous.message != signal.message:
-        logger.warning("%s/%s: %s: %s", meta.namespace, meta.name, signal.reason, signal.message)
-        rt.events.post(body, "Warning", signal.reason, signal.message)
 
 
 def _observe_expiry(subject: subjects.Subject) -> None:
@@ -404,70 +352,35 @@ _AT_RISK = reasons.EXPIRING_WITHOUT_REPLACEMENT
 def _next_wake(
     subject: subjects.Subject, *, gated: bool, since: dt.datetime | None = None
 ) -> float:
-    """Seconds until something is due: rotation, retireAt, retry, drift check or expiry.
-
-    ``since`` is when this pass started. Something that fell due while the pass ran (a drift
-    check or a short overlap's retireAt, behind a slow rotation) is due now: 0. Something that
-    was already due when the pass started and is still pending was not handled (a stall,
-    suspend) and is skipped, so the loop cannot spin on it.
-    """
+    """Seconds until something is due (:func:`rotator.core.schedule.next_wake`)."""
     rt, status, memory = subject.rt, subject.status, subject.memory
     now = rt.clock.now()
-    since = now if since is None else min(since, now)
-    due: list[dt.datetime] = []
-    if not subject.spec.suspend and not gated and status.next_rotation_time is not None:
-        due.append(status.next_rotation_time)
-    if not subject.spec.suspend:
-        retire_at = retirement.next_retire_time(status.retiring)
-        if retire_at is not None:
-            due.append(retire_at)
-        if memory.retry_at is not None:
-            due.append(memory.retry_at)
-        if memory.drift_checked is not None and status.current is not None:
-            due.append(memory.drift_checked + rt.config.drift_check_interval)
-    if status.current is not None:
-        due.append(status.current.expires_at)  # Ready turns False exactly then
-        # From then on expiry wins over a stall or a stuck rotation.
-        due.append(triggers.urgent_at(subject.spec, status.current))
-    # Something already past due when the pass started was not handled (a stall, suspend):
-    # it must not spin the loop. What fell due during the pass gives 0 (requeue_after).
-    upcoming = [when for when in due if when > since]
-    return schedule.requeue_after(now, min(upcoming) if upcoming else None)
+    current = status.current
+    due = schedule.Due(
+        next_rotation=status.next_rotation_time,
+        retire_at=retirement.next_retire_time(status.retiring),
+        retry_at=memory.retry_at,
+        drift_check=(
+            memory.drift_checked + rt.config.drift_check_interval
+            if memory.drift_checked is not None and current is not None
+            else None
+        ),
+        expires_at=current.expires_at if current is not None else None,
+        urgent_at=triggers.urgent_at(subject.spec, current) if current is not None else None,
+    )
+    return schedule.next_wake(
+        due,
+        now=now,
+        since=now if since is None else since,
+        suspended=subject.spec.suspend,
+        gated=gated,
+    )
 
 
 async def loop(rt: runtime.Runtime, namespace: str, name: str, stopped: Any) -> None:
-    """The per-object daemon: reconcile, sleep until due or woken, until ``stopped``."""
-    obj = waking.key(namespace, name)
-    memory = rt.memory(obj)
-    crashes = 0
-    while not stopped:
-        try:
-            async with memory.lock:
-                wait = await reconcile(rt, namespace, name)
-            crashes = 0
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # The API server refused a status write or a read: retry the whole pass.
-            crashes += 1
-            wait = schedule.backoff_delay(crashes, key=obj)
-            logger.warning(
-                "%s: reconcile failed (%s); retrying in %.0fs", obj, type(exc).__name__, wait
-            )
-            logger.debug("reconcile failure of %s", obj, exc_info=exc)
-        if stopped:
-            return
-        await _sleep(rt, obj, wait, stopped)
+    """The per-object daemon (:func:`rotator.handlers.daemons.run` over :func:`reconcile`)."""
 
+    async def pass_() -> float | None:
+        return await reconcile(rt, namespace, name)
 
-async def _sleep(rt: runtime.Runtime, obj: str, seconds: float | None, stopped: Any) -> None:
-    async def until_stopped() -> None:
-        await stopped.wait()
-
-    waker = asyncio.ensure_future(rt.wakers.sleep(obj, seconds))
-    stopper = asyncio.ensure_future(until_stopped())
-    try:
-        await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (waker, stopper):
-            task.cancel()
+    await daemons.run(rt, waking.key(namespace, name), pass_, stopped)

@@ -1,31 +1,31 @@
 """The kopf shell: start-up and clean-up, indices, the per-object daemon, wake-ups, deletion.
 
-Importing this module registers the ServicePrincipalSecret handlers with kopf's default
-registry; :func:`register` also imports the other handler modules (bindings) when present.
-Everything here stops at the kopf signature: typed values go into the handler modules,
-``**kwargs`` stays here.
+Importing this module registers every handler with kopf's default registry: the
+ServicePrincipalSecret handlers defined here, and every other handler module, imported
+statically below (:data:`HANDLER_MODULES`: one line per kind of sink). Everything here stops at
+the kopf signature: typed values go into the handler modules, ``**kwargs`` stays here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import importlib
-import importlib.util
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from types import ModuleType
 from typing import Any, Final
 
 import kopf
 
-from rotator import clock as system_clock
 from rotator import metrics
 from rotator import settings as operator_settings
 from rotator.clouds import graph, identity, keyvault
 from rotator.clouds import settings as cloud_settings
-from rotator.core import errors, models, retirement
+from rotator.core import clocks, errors, kinds, models
 from rotator.handlers import (
     apisession,
+    binding,
+    consuming,
     deleting,
     limiting,
     policing,
@@ -38,20 +38,16 @@ from rotator.handlers import (
 
 logger = logging.getLogger(__name__)
 
-GROUP: Final = "rotator.dev"
-VERSION: Final = "v1alpha1"
-SPS: Final = "serviceprincipalsecrets"
-DSB: Final = "databrickssecretbindings"
-RPOL: Final = "rotationpolicies"
-#: Other handler modules registered alongside, when they exist.
-OTHER_HANDLER_MODULES: Final = ("rotator.handlers.binding",)
+#: Every module with kopf handlers besides this one, imported above (and so registered).
+HANDLER_MODULES: Final[tuple[ModuleType, ...]] = (
+    consuming,  # the consumers index and its wake-ups, shared by every sink kind
+    binding,  # DatabricksSecretBinding: a sink
+)
 
 
-def register() -> None:
-    """Make sure every handler module is imported (and so registered with kopf)."""
-    for name in OTHER_HANDLER_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
+def register() -> tuple[ModuleType, ...]:
+    """The handler modules registered with kopf (importing this module registered them)."""
+    return HANDLER_MODULES
 
 
 # --- Start-up and clean-up ------------------------------------------------------------------
@@ -80,12 +76,12 @@ def build_runtime(
         ),
         police=policing.from_indices(
             config.enforce_policies,
-            indices[policing.POLICY_INDEX],
-            indices[policing.NAMESPACE_INDEX],
+            indices[kinds.POLICY_INDEX],
+            indices[kinds.NAMESPACE_INDEX],
         ),
-        clock=system_clock.SystemClock(),
-        bindings_of=_bindings_reader(indices[BINDINGS_INDEX]),
-        accounted_elsewhere=_accounting_reader(indices[SECRETS_INDEX]),
+        clock=clocks.SystemClock(),
+        consumers_of=consuming.reader(indices[kinds.CONSUMERS_INDEX]),
+        accounted_elsewhere=_accounting_reader(indices[kinds.SECRETS_INDEX]),
     )
     return rt, [graph_adapter.close, vault_adapter.close, credential.close]
 
@@ -155,51 +151,17 @@ def _runtime(memo: Any) -> runtime.Runtime:
 
 # --- Indices: what handlers need to know about other objects, without API reads -------------
 
-BINDINGS_INDEX: Final = "rotator_bindings"
-SECRETS_INDEX: Final = "rotator_secrets"
 
-
-@kopf.index(GROUP, VERSION, RPOL, id=policing.POLICY_INDEX)
+@kopf.index(kinds.GROUP, kinds.VERSION, kinds.RPOL, id=kinds.POLICY_INDEX)
 def rotator_policies(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
     """RotationPolicies by name (parsed; None when invalid: an invalid policy grants nothing)."""
     return policing.policy_entry(name, body)
 
 
-@kopf.index("", "v1", "namespaces", id=policing.NAMESPACE_INDEX)
+@kopf.index("", "v1", "namespaces", id=kinds.NAMESPACE_INDEX)
 def rotator_namespace_labels(name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any]:
     """Namespace labels by namespace, for namespaceSelector."""
     return policing.namespace_entry(name, labels)
-
-
-def binding_entry(
-    namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any]
-) -> dict[tuple[str, str], retirement.BindingSync]:
-    """The index entry of one binding: (namespace, sps name) -> what it reports."""
-    ref = (spec.get("source") or {}).get("servicePrincipalSecretRef") or {}
-    target = ref.get("name")
-    if not target or not namespace:
-        return {}
-    synced_at = status.get("lastSyncTime")
-    try:
-        when = models.parse_time(synced_at) if isinstance(synced_at, str) else None
-    except ValueError:
-        when = None
-    return {
-        (namespace, str(target)): retirement.BindingSync(
-            name=f"{namespace}/{name}",
-            synced_key_id=status.get("syncedKeyId"),
-            synced_version=status.get("syncedVersion"),
-            synced_at=when,
-        )
-    }
-
-
-@kopf.index(GROUP, VERSION, DSB, id=BINDINGS_INDEX)
-def rotator_bindings(
-    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
-) -> dict[tuple[str, str], retirement.BindingSync]:
-    """Bindings by the ServicePrincipalSecret they reference."""
-    return binding_entry(namespace, name, spec, status)
 
 
 def secret_entry(
@@ -218,19 +180,12 @@ def secret_entry(
     return {(tenant, app_id): (waking.key(namespace, name), frozenset(owned))}
 
 
-@kopf.index(GROUP, VERSION, SPS, id=SECRETS_INDEX)
+@kopf.index(kinds.GROUP, kinds.VERSION, kinds.SPS, id=kinds.SECRETS_INDEX)
 def rotator_secrets(
     namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
 ) -> dict[tuple[str, str], tuple[str, frozenset[str]]]:
     """Which credentials each ServicePrincipalSecret accounts for, by (tenant, application)."""
     return secret_entry(namespace, name, spec, status)
-
-
-def _bindings_reader(index: Any) -> Any:
-    def read(namespace: str, name: str) -> Iterable[retirement.BindingSync]:
-        return tuple(index.get((namespace, name), ()))
-
-    return read
 
 
 def _accounting_reader(index: Any) -> Any:
@@ -249,7 +204,7 @@ def _accounting_reader(index: Any) -> Any:
 # asyncio.Event must be set from the loop's own thread.
 
 
-@kopf.daemon(GROUP, VERSION, SPS, id="lifecycle", cancellation_timeout=10.0)
+@kopf.daemon(kinds.GROUP, kinds.VERSION, kinds.SPS, id="lifecycle", cancellation_timeout=10.0)
 async def lifecycle(
     stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
@@ -257,7 +212,7 @@ async def lifecycle(
     await reconciling.loop(_runtime(memo), namespace or "", name, stopped)
 
 
-@kopf.on.event(GROUP, VERSION, SPS)
+@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.SPS)
 async def secret_changed(
     namespace: str | None, name: str, meta: kopf.Meta, type: str, memo: Any, **_: Any
 ) -> None:
@@ -279,16 +234,7 @@ async def secret_changed(
         rt.wakers.wake_if_changed(obj, fingerprint)
 
 
-@kopf.on.event(GROUP, VERSION, DSB)
-async def binding_changed(namespace: str | None, spec: kopf.Spec, memo: Any, **_: Any) -> None:
-    """A binding synced (or changed): the secret it references may retire an old one now."""
-    rt = memo.get("runtime")
-    ref = (spec.get("source") or {}).get("servicePrincipalSecretRef") or {}
-    if isinstance(rt, runtime.Runtime) and ref.get("name"):
-        rt.wakers.wake(waking.key(namespace, str(ref["name"])))
-
-
-@kopf.on.event(GROUP, VERSION, RPOL)
+@kopf.on.event(kinds.GROUP, kinds.VERSION, kinds.RPOL)
 async def policy_changed(memo: Any, **_: Any) -> None:
     """A policy changed: every resource re-checks (a pure check; no cloud call if still denied)."""
     rt = memo.get("runtime")
@@ -304,7 +250,7 @@ async def namespace_changed(memo: Any, **_: Any) -> None:
         rt.wakers.wake_all()
 
 
-@kopf.on.delete(GROUP, VERSION, SPS, id="deletion-policy")
+@kopf.on.delete(kinds.GROUP, kinds.VERSION, kinds.SPS, id="deletion-policy")
 async def secret_deleted(
     namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
 ) -> None:

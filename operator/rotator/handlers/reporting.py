@@ -1,35 +1,31 @@
-"""What people see: status patches, Kubernetes events, and the Ready/Reconciling/Stalled story.
+"""What people see, written: status patches and Kubernetes events.
 
 * :class:`KubernetesStatusWriter` patches ``status`` (a JSON merge patch on the ``/status``
   subresource) through the official client in a worker thread, so the event loop never
   blocks. The operator never writes ``spec``.
 * :class:`KopfEvents` posts events through kopf's queue (non-blocking).
-* :func:`conditions_for` turns what happened into kstatus conditions with a reason from
-  :mod:`rotator.core.reasons`; the same reason is the event's.
+
+What the conditions say, and which keys a patch carries, is decided in the core
+(:mod:`rotator.core.readiness`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Mapping
-from typing import Any, Final, cast
+from typing import Any, cast
 
-from rotator.core import conditions, models, reasons, triggers
+from rotator.core import kinds
 from rotator.handlers import ports
 
 logger = logging.getLogger(__name__)
-
-GROUP: Final = "rotator.dev"
-VERSION: Final = "v1alpha1"
-SPS_PLURAL: Final = "serviceprincipalsecrets"
 
 
 class KubernetesStatusWriter:
     """:class:`ports.StatusWriter` on the Kubernetes client (kubeconfig or in-cluster)."""
 
-    def __init__(self, plural: str = SPS_PLURAL) -> None:
+    def __init__(self, plural: str = kinds.SPS) -> None:
         import kubernetes
 
         try:
@@ -43,8 +39,8 @@ class KubernetesStatusWriter:
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         await asyncio.to_thread(
             self._api.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
+            kinds.GROUP,
+            kinds.VERSION,
             namespace,
             self._plural,
             name,
@@ -56,8 +52,8 @@ class KubernetesStatusWriter:
         try:
             found = await asyncio.to_thread(
                 self._api.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
+                kinds.GROUP,
+                kinds.VERSION,
                 namespace,
                 self._plural,
                 name,
@@ -80,81 +76,22 @@ class KopfEvents:
         kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
 
 
-def diff_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """The top-level keys of a status merge patch that change ``old`` into ``new``.
+def post(
+    events: ports.Events,
+    body: Mapping[str, Any],
+    key: str,
+    type_: ports.EventType,
+    reason: str,
+    message: str,
+) -> None:
+    """Post an event about object ``key`` and log the same line; never fail the caller.
 
-    ``new`` is :meth:`ServicePrincipalSecretStatus.to_patch` (``None`` for absent fields);
-    unchanged keys are left out so an idle reconcile writes nothing at all.
+    The one way both kinds post events. Whether a failure is worth one at all is the event
+    policy in :mod:`rotator.core.conditions` (``newly_stalled``, ``streak_begins``).
     """
-    patch: dict[str, Any] = {}
-    for name, value in new.items():
-        if value is None:
-            if old.get(name) is not None:
-                patch[name] = None
-        elif old.get(name) != value:
-            patch[name] = value
-    return patch
-
-
-def ready_signal(
-    status: models.ServicePrincipalSecretStatus,
-    spec: models.ServicePrincipalSecretSpec | None,
-    now: dt.datetime,
-) -> tuple[bool, conditions.Signal]:
-    """Whether consumers have a working secret, and why (for the Ready condition)."""
-    current = status.current
-    if current is None:
-        return False, conditions.Signal(reasons.NEVER_ISSUED, "no secret has been issued yet")
-    expires = models.format_time(current.expires_at)
-    if now >= current.expires_at:
-        return False, conditions.Signal(
-            reasons.EXPIRED, f"secret {current.key_id} expired at {expires}"
-        )
-    if spec is not None and spec.suspend:
-        return True, conditions.Signal(
-            reasons.SUSPENDED,
-            f"rotation is suspended; secret {current.key_id} is current, expires {expires}",
-        )
-    if spec is not None and triggers.at_risk(spec, status, now):
-        return True, conditions.Signal(
-            reasons.EXPIRING_WITHOUT_REPLACEMENT,
-            f"secret {current.key_id} is current but expires {expires} and no verified "
-            f"replacement is ready yet",
-        )
-    return True, conditions.Signal(
-        reasons.ISSUED, f"secret {current.key_id} is current, expires {expires}"
-    )
-
-
-def render_conditions(
-    status: models.ServicePrincipalSecretStatus,
-    spec: models.ServicePrincipalSecretSpec | None,
-    *,
-    generation: int | None,
-    now: dt.datetime,
-    reconciling: conditions.Signal | None = None,
-    stalled: conditions.Signal | None = None,
-) -> models.ServicePrincipalSecretStatus:
-    """``status`` with Ready/Reconciling/Stalled rendered and observedGeneration set.
-
-    A rotation in flight is always Reconciling (reason Rotating) unless a stall says more.
-    """
-    ready, signal = ready_signal(status, spec, now)
-    if reconciling is None and stalled is None and status.rotation is not None:
-        reconciling = conditions.Signal(
-            reasons.ROTATING,
-            f"rotation {status.rotation.id} ({status.rotation.reason}) is at "
-            f"{status.rotation.step}/{status.rotation.phase}",
-        )
-    if spec is not None and spec.suspend and stalled is None:
-        reconciling = None
-    rendered = conditions.render(
-        status.conditions,
-        ready=ready,
-        signal=signal,
-        generation=generation,
-        now=now,
-        reconciling=reconciling,
-        stalled=stalled,
-    )
-    return status.model_copy(update={"conditions": rendered, "observed_generation": generation})
+    level = logging.WARNING if type_ == "Warning" else logging.INFO
+    logger.log(level, "%s: %s: %s", key, reason, message)
+    try:
+        events.post(body, type_, reason, message)
+    except Exception:  # an event is never worth failing a rotation or a sync for
+        logger.exception("could not post event %s for %s", reason, key)

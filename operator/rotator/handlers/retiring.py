@@ -25,7 +25,7 @@ async def retire(
 ) -> retirement.Plan:
     """Fill in retireAt where decidable, revoke what is due, and save status."""
     rt, spec = subject.rt, subject.spec
-    bindings = rt_bindings(subject)
+    bindings = rt_consumers(subject)
     plan = retirement.plan(
         subject.status, bindings, spec.rotation.overlap, rt.clock.now(), graph_key_ids
     )
@@ -57,9 +57,9 @@ def _was_unscheduled(subject: subjects.Subject, new: models.RetiringSecret) -> b
     return False
 
 
-def rt_bindings(subject: subjects.Subject) -> tuple[retirement.BindingSync, ...]:
+def rt_consumers(subject: subjects.Subject) -> tuple[retirement.ConsumerSync, ...]:
     """What the bindings that reference this object report (from the runtime's index)."""
-    return tuple(subject.rt.bindings_of(subject.namespace, subject.name))
+    return tuple(subject.rt.consumers_of(subject.namespace, subject.name))
 
 
 async def remove_orphans(

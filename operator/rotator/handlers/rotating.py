@@ -22,7 +22,7 @@ import time
 from typing import Final
 
 from rotator import metrics
-from rotator.core import errors, facts, models, reasons, rotation
+from rotator.core import errors, facts, models, reasons, rotation, sensitive
 from rotator.handlers import subjects
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ async def _write(subject: subjects.Subject, journal: models.RotationJournal | No
     await subject.save(subject.status.model_copy(update={"rotation": journal}))
 
 
-async def _text(subject: subjects.Subject, staging_name: str, version: str) -> errors.SecretText:
+async def _text(subject: subjects.Subject, staging_name: str, version: str) -> sensitive.SecretText:
     """The new secret's text: from memory, else read back from the staging version."""
     journal = _journal(subject)
     held = subject.memory.texts.get(journal.id)
@@ -367,4 +367,4 @@ async def give_up(
 
 
 def _reason(error: errors.RotatorError) -> str:
-    return getattr(error, "reason", reasons.TRANSIENT_ERROR)
+    return error.reason

@@ -17,11 +17,14 @@ import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar, cast
 
 from rotator import settings as operator_settings
 from rotator.clouds import settings as cloud_settings
-from rotator.core import clocks, errors, retirement
+from rotator.core import clocks, retirement, sensitive
 from rotator.handlers import limiting, policing, ports, waking
+
+T = TypeVar("T")
 
 
 def new_rotation_id() -> str:
@@ -52,7 +55,7 @@ class Memory:
     source_seen       (of a ServicePrincipalSecret) what its bindings read from it, last seen
     """
 
-    texts: dict[str, errors.SecretText] = dataclasses.field(default_factory=dict)
+    texts: dict[str, sensitive.SecretText] = dataclasses.field(default_factory=dict)
     drift_checked: dt.datetime | None = None
     retry_at: dt.datetime | None = None
     stalled_on: tuple[int, str | None] | None = None
@@ -81,14 +84,24 @@ class Runtime:
     clock: clocks.Clock
     wakers: waking.Wakers = dataclasses.field(default_factory=waking.Wakers)
     new_id: Callable[[], str] = new_rotation_id
-    #: (namespace, sps name) -> what the bindings referencing it report (a kopf index).
-    bindings_of: Callable[[str, str], Iterable[retirement.BindingSync]] = lambda _ns, _n: ()
+    #: (namespace, sps name) -> what the consumers of it report (a kopf index).
+    consumers_of: Callable[[str, str], Iterable[retirement.ConsumerSync]] = lambda _ns, _n: ()
     #: (tenant, application, this object's key) -> keyIds and displayNames that OTHER
     #: ServicePrincipalSecrets of the same application account for (a kopf index).
     accounted_elsewhere: Callable[[str, str, str], frozenset[str]] = lambda _t, _a, _k: frozenset()
     memories: dict[str, Memory] = dataclasses.field(default_factory=dict)
     #: More structures to count in :meth:`sizes` (the bindings' Databricks clients).
     tracked: dict[str, Callable[[], int]] = dataclasses.field(default_factory=dict)
+    #: What a kind builds for itself on first use (a sink's ports), by kind: kept here, with
+    #: everything else the process holds, rather than in a module global.
+    attached: dict[str, object] = dataclasses.field(default_factory=dict)
+
+    def attach(self, kind: str, build: Callable[[], T]) -> T:
+        """What ``kind`` keeps for the process, built by ``build`` on first use."""
+        found = self.attached.get(kind)
+        if found is None:
+            found = self.attached[kind] = build()
+        return cast(T, found)
 
     def memory(self, obj: str) -> Memory:
         """The memory of object ``obj`` (``namespace/name``), created on first use.

@@ -3,7 +3,9 @@
 A :class:`Subject` is built from a fresh read of the object at the start of every reconcile
 (the API server is the single record; kopf's cached body may lag behind our own status writes)
 and is the only way the handlers write status: :meth:`Subject.save` renders the conditions,
-diffs against what the server holds and sends only the changed top-level keys.
+diffs against what the server holds and sends only the changed top-level keys. When the spec
+or the status cannot be parsed there is no Subject: :func:`stall_invalid_spec` and
+:func:`stall_unreadable` write the Stalled condition alone.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rotator.clouds import graph
-from rotator.core import conditions, models
+from rotator.core import conditions, errors, models, readiness, reasons
 from rotator.handlers import ports, reporting, runtime, waking
 
 logger = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ class Subject:
         stalled: conditions.Signal | None = None,
     ) -> None:
         """Write ``status`` (with conditions rendered) if anything changed; keep it as current."""
-        rendered = reporting.render_conditions(
+        rendered = readiness.render(
             status,
             self.spec,
             generation=self.meta.generation,
@@ -96,7 +98,7 @@ class Subject:
             reconciling=reconciling,
             stalled=stalled if stalled is not None else self.holding,
         )
-        patch = reporting.diff_patch(self.written, rendered.to_patch())
+        patch = readiness.diff_patch(self.written, rendered.to_patch())
         self.status = rendered
         if not patch:
             return
@@ -109,9 +111,63 @@ class Subject:
 
     def event(self, type_: ports.EventType, reason: str, message: str) -> None:
         """A Kubernetes event about this object (and the same line in the log)."""
-        level = logging.WARNING if type_ == "Warning" else logging.INFO
-        logger.log(level, "%s/%s: %s: %s", self.namespace, self.name, reason, message)
-        try:
-            self.rt.events.post(self.body, type_, reason, message)
-        except Exception:  # an event is never worth failing a rotation for
-            logger.exception("could not post event %s for %s", reason, self.key)
+        reporting.post(self.rt.events, self.body, self.key, type_, reason, message)
+
+
+# --- Writing status when there is no Subject: the spec or the status cannot be parsed ---------
+
+
+async def stall_invalid_spec(
+    rt: runtime.Runtime,
+    body: Mapping[str, Any],
+    meta: models.ResourceMeta,
+    status: models.ServicePrincipalSecretStatus,
+    exc: errors.SpecError,
+) -> None:
+    """Stalled with InvalidSpec: the spec cannot be parsed, so nothing else is decided."""
+    await _write_without_spec(
+        rt, body, meta, status, conditions.Signal(reasons.INVALID_SPEC, exc.message)
+    )
+
+
+async def stall_unreadable(
+    rt: runtime.Runtime,
+    body: Mapping[str, Any],
+    meta: models.ResourceMeta,
+    exc: errors.PermanentError,
+) -> None:
+    """Stalled with InvalidStatus: the status cannot be parsed."""
+    # The status cannot be parsed, so only conditions are written (a fresh list).
+    await _write_without_spec(
+        rt,
+        body,
+        meta,
+        models.ServicePrincipalSecretStatus(),
+        conditions.Signal(reasons.INVALID_STATUS, exc.message),
+        only_conditions=True,
+    )
+
+
+async def _write_without_spec(
+    rt: runtime.Runtime,
+    body: Mapping[str, Any],
+    meta: models.ResourceMeta,
+    status: models.ServicePrincipalSecretStatus,
+    signal: conditions.Signal,
+    *,
+    only_conditions: bool = False,
+) -> None:
+    rendered = readiness.render(
+        status, None, generation=meta.generation, now=rt.clock.now(), stalled=signal
+    )
+    written = dict(body.get("status") or {})
+    full = rendered.to_patch()
+    if only_conditions:
+        full = {"conditions": full["conditions"], "observedGeneration": meta.generation}
+    patch = readiness.diff_patch(written, full)
+    previous = conditions.find(status.conditions, conditions.STALLED)
+    if patch:
+        await rt.status.patch_status(meta.namespace or "", meta.name, patch)
+    if previous is None or previous.message != signal.message:
+        logger.warning("%s/%s: %s: %s", meta.namespace, meta.name, signal.reason, signal.message)
+        rt.events.post(body, "Warning", signal.reason, signal.message)

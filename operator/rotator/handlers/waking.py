@@ -1,4 +1,4 @@
-"""Wake-ups: each ServicePrincipalSecret's daemon sleeps until it is due or until woken.
+"""Wake-ups: each object's daemon sleeps until it is due or until woken.
 
 The daemon computes when it must look again (next rotation, a retiring secret's retireAt, a
 retry backoff, the drift check) and sleeps until then. Watch events wake it early: a spec or

@@ -1,4 +1,4 @@
-"""Tests for rotator.core.policies: which namespace may use what, and the denial messages."""
+"""Tests for rotator.core.authorization: which namespace may use what, and the denial messages."""
 
 from __future__ import annotations
 
@@ -7,24 +7,24 @@ from typing import Any
 
 import pytest
 
-from rotator.core import models, policies
+from rotator.core import authorization, models
 from tests.core import factories as f
 
 OTHER_TENANT = "99999999-0000-0000-0000-0000000000bb"
 OTHER_APP = "99999999-2222-3333-4444-555555555555"
 
 
-def pol(name: str, **overrides: Any) -> policies.NamedPolicy:
-    return policies.NamedPolicy(
+def pol(name: str, **overrides: Any) -> authorization.NamedPolicy:
+    return authorization.NamedPolicy(
         name, models.RotationPolicySpec.from_spec(f.rpol_spec_dict(**overrides))
     )
 
 
-SPS = policies.request_for_secret(f.sps_spec())
+SPS = authorization.request_for_secret(f.sps_spec())
 DATA_ENG = pol("data-eng")
 
 
-def req(**changes: Any) -> policies.Request:
+def req(**changes: Any) -> authorization.Request:
     values = {
         "tenant": SPS.tenant,
         "application": SPS.application,
@@ -32,11 +32,19 @@ def req(**changes: Any) -> policies.Request:
         "workspace": SPS.workspace,
         "validity": SPS.validity,
     } | changes
-    return policies.Request(**values)
+    return authorization.Request(**values)
 
 
 CASES: list[
-    tuple[str, list[policies.NamedPolicy], str, dict[str, str], policies.Request, str | None, str]
+    tuple[
+        str,
+        list[authorization.NamedPolicy],
+        str,
+        dict[str, str],
+        authorization.Request,
+        str | None,
+        str,
+    ]
 ] = [
     (
         "granted",
@@ -210,14 +218,14 @@ CASES: list[
 )
 def test_check(
     name: str,
-    pols: list[policies.NamedPolicy],
+    pols: list[authorization.NamedPolicy],
     namespace: str,
     labels: dict[str, str],
-    request_: policies.Request,
+    request_: authorization.Request,
     granted_by: str | None,
     message: str,
 ) -> None:
-    decision = policies.check(pols, namespace, labels, request_)
+    decision = authorization.check(pols, namespace, labels, request_)
     assert decision.allowed is (granted_by is not None)
     assert decision.policy == granted_by
     assert message in decision.message
@@ -234,28 +242,32 @@ def test_urls_and_ids_compare_normalised() -> None:
         tenantId=f.TENANT.upper(),
         keyVault={"vaultUrl": "https://KV-DATA-ENG.vault.azure.net:443/", "secretName": "x"},
     )
-    assert policies.check([policy], "data-eng", {}, policies.request_for_secret(spec)).allowed
+    assert authorization.check(
+        [policy], "data-eng", {}, authorization.request_for_secret(spec)
+    ).allowed
 
 
 def test_binding_requests() -> None:
     ref = models.DatabricksSecretBindingSpec.from_spec(f.dsb_spec_dict())
-    assert policies.request_for_binding(ref) == policies.Request(workspace=f.WORKSPACE)
+    assert authorization.request_for_binding(ref) == authorization.Request(workspace=f.WORKSPACE)
     kv = models.DatabricksSecretBindingSpec.from_spec(
         f.dsb_spec_dict(
             source={"keyVault": {"vaultUrl": "https://kv2.vault.azure.net", "secretName": "s"}}
         )
     )
-    request = policies.request_for_binding(kv)
+    request = authorization.request_for_binding(kv)
     assert request.key_vault == "https://kv2.vault.azure.net"
-    decision = policies.check([DATA_ENG], "data-eng", {}, request)
+    decision = authorization.check([DATA_ENG], "data-eng", {}, request)
     assert not decision.allowed
     assert "key vault https://kv2.vault.azure.net" in decision.message
-    assert policies.check([DATA_ENG], "data-eng", {}, policies.request_for_binding(ref)).allowed
+    assert authorization.check(
+        [DATA_ENG], "data-eng", {}, authorization.request_for_binding(ref)
+    ).allowed
 
 
 def test_secret_request_carries_every_dimension() -> None:
     assert (
-        policies.Request(
+        authorization.Request(
             tenant=f.TENANT,
             application=f.CLIENT_ID,
             key_vault=f.VAULT,

@@ -1,4 +1,5 @@
-"""The per-object daemon loop: it sleeps until due, wakes on demand and stops when told."""
+"""The one daemon shell: it sleeps until due, wakes on demand, retries a pass that raised and
+stops when told (with the ServicePrincipalSecret pass, and with a scripted one)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 from rotator.core import models, schedule
-from rotator.handlers import reconciling, waking
+from rotator.handlers import daemons, reconciling, waking
 from tests.handlers import fakes
 from tests.handlers.fakes import NAME, NS
 
@@ -79,3 +80,33 @@ async def test_a_drift_check_that_falls_due_during_a_slow_pass_is_not_skipped() 
     wait = await reconciling.reconcile(w.rt, NS, NAME)
     assert w.graph.calls.count(("list", "")) == lists + 1  # the drift check ran
     assert wait == dt.timedelta(seconds=5).total_seconds()
+
+
+async def test_a_pass_that_raises_is_retried_and_the_exit_hook_runs_once_stopped() -> None:
+    w = fakes.world()
+    stopped = Stopped()
+    passes: list[str] = []
+    exits: list[str] = []
+
+    async def pass_() -> float | None:
+        passes.append("pass")
+        if len(passes) == 1:
+            raise RuntimeError("the API server refused a status write")
+        return None
+
+    async def on_exit() -> None:
+        exits.append("exit")
+
+    obj = waking.key(NS, "scripted")
+    task = asyncio.ensure_future(daemons.run(w.rt, obj, pass_, stopped, on_exit=on_exit))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert passes == ["pass"]  # backing off after the crash, not spinning
+    w.rt.wakers.wake(obj)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert passes == ["pass", "pass"]
+    assert exits == []
+    stopped.set()
+    await asyncio.wait_for(task, 1)
+    assert exits == ["exit"]
