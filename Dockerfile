@@ -11,14 +11,21 @@ ARG BASE_IMAGE=python:3.11.16-slim-bookworm@sha256:c425d915a89a6dcd3183b1797ad9b
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml setup.py constraints.txt README.md ./
-COPY operator ./operator
+# The dependencies first, in their own layer: a change to the sources alone reuses it.
 # ca-bundle: an optional build secret for networks that reach PyPI through a TLS-inspecting
 # proxy (image/build.sh passes the host's CA store); without it pip trusts its own bundle.
 RUN --mount=type=secret,id=ca-bundle \
     if [ -f /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
     && python -m venv /opt/rotator \
+    && python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > /tmp/dependencies.txt \
     && /opt/rotator/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
-        -c constraints.txt . \
+        -c constraints.txt -r /tmp/dependencies.txt
+COPY operator ./operator
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -f /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+    && /opt/rotator/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+        --no-deps -c constraints.txt . \
+    && /opt/rotator/bin/python -m pip check \
     && /opt/rotator/bin/python -m pip uninstall --yes pip setuptools
 
 FROM ${BASE_IMAGE}
@@ -28,8 +35,8 @@ FROM ${BASE_IMAGE}
 RUN if python -m pip --version >/dev/null 2>&1; then \
         python -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel; \
     fi \
-    && groupadd --system --gid 10001 rotator \
-    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+    && groupadd --gid 10001 rotator \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin rotator
 COPY --from=build /opt/rotator /opt/rotator
 ENV PATH=/opt/rotator/bin:$PATH \

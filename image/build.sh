@@ -127,10 +127,22 @@ main() {
     secret=(--secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt)
   fi
   say "building $tag on $base"
-  bh bud --isolation chroot --layers=false --quiet \
+  # --layers: the dependency layer is reused when only the sources changed.
+  bh bud --isolation chroot --layers --quiet \
     --build-arg "BASE_IMAGE=$base" "${secret[@]}" \
     --tag "$tag" --file "$REPO/Dockerfile" "$REPO" >&2
+  prune_old "$tag"
   echo "$tag"
+}
+
+# Every source change makes a new ~700 MB image: keep the newest few, drop older ones (an image
+# a container still uses is refused by rmi, and left alone).
+prune_old() {
+  local keep=3
+  bh images --noheading --format '{{.CreatedAtRaw}}|{{.Name}}:{{.Tag}}' \
+    | grep -F '|localhost/rotator:' | sort -r | cut -d'|' -f2 | grep -v -x -F "$1" \
+    | tail -n "+$keep" \
+    | while read -r old; do bh rmi "$old" >/dev/null 2>&1 || true; done
 }
 
 main "$@"
