@@ -6,7 +6,7 @@
 # The official image, pinned by digest (python:3.11.16-slim-bookworm as of 2026-09-01, from
 # docker-library/repo-info repos/python/remote/3.11.16-slim-bookworm.md). Where Docker Hub is out
 # of reach, image/build.sh passes a local base of the same Debian release and Python minor.
-ARG BASE_IMAGE=python:3.11.16-slim-bookworm@sha256:c425d915a89a6dcd3183b1797ad9bd8878caff5a417f6371c8df93c8ea8b727f
+ARG BASE_IMAGE=docker.io/library/python:3.11.16-slim-bookworm@sha256:c425d915a89a6dcd3183b1797ad9bd8878caff5a417f6371c8df93c8ea8b727f
 
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
