@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+import rotator.sandbox
 from rotator import cli
 
 
@@ -28,7 +29,9 @@ def test_without_the_extras_dependencies_the_import_names_the_extra() -> None:
 def test_demo_exists_without_the_sandbox_and_says_what_is_missing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # As if the module were absent, even when another test imported it already.
     monkeypatch.setitem(sys.modules, "rotator.sandbox.demo", None)
+    monkeypatch.delattr(rotator.sandbox, "demo", raising=False)
     args = cli.build_parser().parse_args(["demo"])
     err = io.StringIO()
     assert cli._demo(args, err) == 2
