@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_FLAGS ?=
 
-.PHONY: chart-crds help venv unit lint fmt e2e test demo bench controlplane testbed testbed-down clean
+.PHONY: chart-crds help venv unit lint fmt e2e test demo bench controlplane testbed testbed-down clean image
 
 help:
 	@echo "make demo          run one rotation end to end on an embedded local stack"
 	@echo "make test          everything CI runs: lint, unit, e2e"
 	@echo "make unit | lint | e2e | bench"
+	@echo "make image        build the operator image with buildah (cached; prints its name)"
 	@echo "make testbed       start the control plane + emulators in the background (.testbed/env)"
 	@echo "make testbed-down  stop them"
 
@@ -19,7 +20,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,sandbox]"
 	touch $@
 
 venv: $(STAMP)
@@ -47,6 +48,11 @@ e2e: $(STAMP)
 	  ROTATOR_CONTROLPLANE_DIR="$$dir" $(BIN)/pytest e2e -p no:cacheprovider $(PYTEST_FLAGS)
 
 test: lint unit e2e
+
+# The operator image (buildah, no daemon), cached by a hash of what goes into it; on a machine
+# without Docker Hub it builds on a local Debian base (docs/image.md). e2e/test_image.py runs it.
+image:
+	image/build.sh
 
 # A private testbed (control plane) for the demo, stopped again whatever the demo's outcome.
 demo: $(STAMP)

@@ -4,8 +4,9 @@
 themselves when :mod:`rotator.handlers.registering` is imported, and our start-up handler
 applies the settings and builds the runtime. ``status`` and ``rotate`` talk to the API server
 with the Kubernetes client (kubeconfig or in-cluster), like ``kubectl`` and ``cmctl renew``.
-``demo`` is provided by an optional :mod:`rotator.demo` module (``add_arguments(parser)`` and
-``main(args) -> int``); the command appears when that module exists.
+``demo`` always exists; it runs :mod:`rotator.sandbox.demo`, which ships only with the
+``sandbox`` extra in a source checkout (never in the production wheel or image), and says so
+when it is missing.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import importlib
-import importlib.util
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TextIO
@@ -383,13 +383,33 @@ def rotate(api: Api, namespace: str, name: str, now: dt.datetime, out: TextIO = 
     return 0
 
 
-# --- demo: contributed by rotator.demo when it exists ---------------------------------------
+# --- demo: the sandbox's, when the sandbox extra is installed ------------------------------
 
 
-def _demo_module() -> Any | None:
-    if importlib.util.find_spec("rotator.demo") is None:
-        return None
-    return importlib.import_module("rotator.demo")
+def _add_demo(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo", help="one rotation end to end on local emulators (needs rotator[sandbox])"
+    )
+    demo.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="admin kubeconfig of the cluster to use (default: $KUBECONFIG)",
+    )
+    demo.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each step")
+    demo.add_argument(
+        "--keep", action="store_true", help="leave the demo namespace and policy in place"
+    )
+
+
+def _demo(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
+    try:
+        # Imported here, not at the top: production installs have no sandbox (its __init__ then
+        # raises with the install instruction).
+        from rotator.sandbox import demo
+    except ImportError as exc:
+        err.write(f"rotator demo: {exc}\n")
+        return 2
+    return demo.main(args)
 
 
 # --- entry point ----------------------------------------------------------------------------
@@ -407,9 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     rot = sub.add_parser("rotate", help="request a rotation now (like `cmctl renew`)")
     rot.add_argument("name")
     rot.add_argument("-n", "--namespace", required=True)
-    demo = _demo_module()
-    if demo is not None:
-        demo.add_arguments(sub.add_parser("demo", help="one rotation end to end, locally"))
+    _add_demo(sub)
     return parser
 
 
@@ -432,9 +450,7 @@ def main(
     if args.command == "rotate":
         return rotate(api_factory(), args.namespace, args.name, clock())
     if args.command == "demo":
-        demo = _demo_module()
-        assert demo is not None
-        return int(demo.main(args))
+        return _demo(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

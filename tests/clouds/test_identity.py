@@ -76,13 +76,12 @@ def test_settings_from_env_wrap_the_secret() -> None:
     loaded = settings.CloudSettings.from_env(
         {
             "ROTATOR_AUTHORITY_HOST": "https://127.0.0.1:8443",
-            "ROTATOR_SANDBOX": "1",
             "AZURE_TENANT_ID": "t",
             "AZURE_CLIENT_ID": "c",
             "AZURE_CLIENT_SECRET": "operator-secret-value",
         }
     )
-    assert loaded.is_sandbox and loaded.authority == "https://127.0.0.1:8443"
+    assert loaded.authority == "https://127.0.0.1:8443"
     assert isinstance(loaded.client_secret, sensitive.SecretText)
     assert "operator-secret-value" not in repr(loaded)
     assert settings.CloudSettings.from_env({}).authority == settings.PUBLIC_AUTHORITY

@@ -88,6 +88,7 @@ async def test_discovery_of_unknown_tenant_is_aadsts90002(client: Any) -> None:
     [
         ("https://graph.microsoft.com/.default", tokens.GRAPH),
         ("https://vault.azure.net/.default", tokens.KEY_VAULT),
+        ("https://0.0.1:8443/.default", "https://0.0.1:8443"),  # a loopback vault's resource
         (f"{tokens.AZURE_DATABRICKS}/.default", tokens.AZURE_DATABRICKS),
     ],
 )

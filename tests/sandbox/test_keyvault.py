@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yarl
 
 from rotator.sandbox import keyvault, server, tls
 
@@ -57,8 +58,10 @@ async def _json(response: aiohttp.ClientResponse) -> Any:
 async def test_unauthenticated_request_gets_the_challenge(http: aiohttp.ClientSession) -> None:
     r = await http.put(f"/secrets/a?{API}", json={"value": "x"})
     assert r.status == 401
+    # The resource is the parent domain of the vault's host, as *.vault.azure.net → vault.azure.net.
     assert r.headers["WWW-Authenticate"] == (
-        'Bearer authorization="https://127.0.0.1:9999/tenant-1", resource="https://vault.azure.net"'
+        'Bearer authorization="https://127.0.0.1:9999/tenant-1", '
+        f'resource="https://0.0.1:{r.url.port}"'
     )
     assert (await _json(r))["error"]["code"] == "Unauthorized"
 
@@ -85,7 +88,7 @@ async def test_verify_token_is_asked_with_the_vault_audience(tmp_path: pathlib.P
             assert "WWW-Authenticate" in r.headers
     finally:
         await running.stop()
-    assert asked == [("tok-9f3a7c", "https://vault.azure.net")]
+    assert asked == [("tok-9f3a7c", f"https://0.0.1:{yarl.URL(running.url).port}")]
 
 
 async def test_set_returns_the_bundle_and_the_state_hides_the_value(

@@ -175,8 +175,7 @@ async def test_key_vault_sdk_authenticates_through_the_stacks_entra(
             credential,
             secrets_aio.SecretClient(
                 st.keyvault_urls[0],
-                credential,
-                verify_challenge_resource=False,
+                credential,  # the SDK's challenge resource check stays on, as in production
                 connection_verify=bundle,
             ) as client,
         ):

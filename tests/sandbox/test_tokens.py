@@ -79,3 +79,34 @@ def test_a_clock_ahead_of_the_wall_clock_still_verifies() -> None:
     authority = tokens.TokenAuthority(clock=FakeClock(4_000_000_000.0))
     token = authority.issue(tenant_id="t", client_id="c", audience=tokens.GRAPH)
     assert authority.verify(token, tokens.GRAPH) is not None
+
+
+@pytest.mark.parametrize(
+    ("host", "resource"),
+    [
+        ("kv-data-eng.vault.azure.net", "https://vault.azure.net"),
+        ("KV.vault.azure.net:443", "https://vault.azure.net"),
+        ("127.0.0.1:8443", "https://0.0.1:8443"),
+        ("localhost:8443", tokens.KEY_VAULT),
+    ],
+)
+def test_a_vault_names_the_parent_domain_of_its_host(host: str, resource: str) -> None:
+    assert tokens.key_vault_resource(host) == resource
+    assert tokens.is_key_vault_resource(resource)
+
+
+def test_the_sdks_own_challenge_check_accepts_a_loopback_vaults_resource() -> None:
+    # The operator keeps the SDK's verify_challenge_resource on against the emulators too.
+    from azure.keyvault.secrets._shared import challenge_auth_policy as policy
+
+    vault = "https://127.0.0.1:8443/secrets/s?api-version=7.6"
+    policy._validate_challenge_resource(
+        tokens.key_vault_resource("127.0.0.1:8443") + "/.default", vault
+    )
+    with pytest.raises(ValueError, match="does not match"):
+        policy._validate_challenge_resource(tokens.KEY_VAULT + "/.default", vault)
+
+
+def test_unknown_resources_are_not_key_vault() -> None:
+    assert not tokens.is_key_vault_resource("https://0.0.2:8443")
+    assert not tokens.is_key_vault_resource("https://evil.example")

@@ -175,9 +175,6 @@ class KeyVaultAdapter:
                     session=aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl)),
                     session_owner=True,
                 )
-            if self._settings.is_sandbox:
-                # The emulator's challenge names a resource that is not the vault's host.
-                kwargs["verify_challenge_resource"] = False
             client = SecretClient(vault.rstrip("/"), self._credential, **kwargs)
             self._clients[key] = client
         return client

@@ -2,7 +2,9 @@
 
 Production leaves everything at its default (public cloud endpoints, the system CA store,
 workload identity). The sandbox points the authority, Graph and CA bundle at the local
-emulators. Nothing here is a secret except ``client_secret``, which stays wrapped.
+emulators, and nothing else: there is no switch that relaxes a check for them (the Key Vault
+emulator's challenge names a resource the SDK's own verification accepts). Nothing here is a
+secret except ``client_secret``, which stays wrapped.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ class CloudSettings:
                           ``DefaultAzureCredential`` (workload identity on AKS).
     graph_url             Graph's base URL including the version segment.
     ca_bundle             PEM file of CAs to trust instead of the system store (sandbox, proxies).
-    is_sandbox            Relax checks only the emulators need (Key Vault challenge resource).
     databricks_*_seconds  Bounds for the sync Databricks SDK; its own default is 300 s.
     http_timeout_seconds  Per-request timeout for Graph and Key Vault.
     """
@@ -35,7 +36,6 @@ class CloudSettings:
     authority_host: str | None = None
     graph_url: str = PUBLIC_GRAPH_URL
     ca_bundle: str | None = None
-    is_sandbox: bool = False
     tenant_id: str | None = None
     client_id: str | None = None
     client_secret: sensitive.SecretText | None = dataclasses.field(default=None, repr=False)
@@ -52,8 +52,8 @@ class CloudSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CloudSettings:
         """Settings from the environment the operator runs in (``os.environ`` by default).
 
-        ROTATOR_AUTHORITY_HOST, ROTATOR_GRAPH_URL, ROTATOR_CA_BUNDLE, ROTATOR_SANDBOX=1 and the
-        standard AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
+        ROTATOR_AUTHORITY_HOST, ROTATOR_GRAPH_URL, ROTATOR_CA_BUNDLE and the standard
+        AZURE_TENANT_ID / AZURE_CLIENT_ID / AZURE_CLIENT_SECRET.
         """
         env = os.environ if environ is None else environ
         secret = env.get("AZURE_CLIENT_SECRET")
@@ -61,7 +61,6 @@ class CloudSettings:
             authority_host=env.get("ROTATOR_AUTHORITY_HOST") or None,
             graph_url=env.get("ROTATOR_GRAPH_URL") or PUBLIC_GRAPH_URL,
             ca_bundle=env.get("ROTATOR_CA_BUNDLE") or None,
-            is_sandbox=env.get("ROTATOR_SANDBOX", "").lower() in ("1", "true", "yes"),
             tenant_id=env.get("AZURE_TENANT_ID") or None,
             client_id=env.get("AZURE_CLIENT_ID") or None,
             client_secret=sensitive.SecretText(secret) if secret else None,

@@ -209,7 +209,8 @@ async def token(request: web.Request) -> web.Response:
                 "must have a scope value with /.default suffixed to the resource identifier "
                 "(application ID URI).",
             )
-        if not any(tokens.same_resource(resource, known) for known in tokens.RESOURCES):
+        known = any(tokens.same_resource(resource, known) for known in tokens.RESOURCES)
+        if not (known or tokens.is_key_vault_resource(resource)):
             raise EntraError(
                 400,
                 "invalid_resource",

@@ -15,10 +15,12 @@ the data plane (api-version 2026-04-01 and the older versions the SDK can pin):
   DELETE /deletedsecrets/{name}               purge
 
 Behaviour copied from the real service because the operator depends on it: the 401 challenge
-the SDK's ``ChallengeAuthPolicy`` expects, "latest" being the newest version even when it is
-disabled (reads then fail with 403), expired and not-yet-valid versions still readable (the
-service treats ``exp``/``nbf`` as advisory for secrets), names case-insensitive, soft delete
-blocking re-creation with 409, and the error body ``{"error": {"code", "message"}}``.
+the SDK's ``ChallengeAuthPolicy`` expects (its resource is the parent domain of the vault's host,
+:func:`rotator.sandbox.tokens.key_vault_resource`, so the SDK's resource check passes), "latest"
+being the newest version even when it is disabled (reads then fail with 403), expired and
+not-yet-valid versions still readable (the service treats ``exp``/``nbf`` as advisory for
+secrets), names case-insensitive, soft delete blocking re-creation with 409, and the error body
+``{"error": {"code", "message"}}``.
 
 Values never leave through the state endpoint or the request log: the state shows a SHA-256
 digest of each version's value so tests can compare without seeing it.
@@ -36,9 +38,9 @@ from typing import Any
 
 from aiohttp import web
 
-from rotator.sandbox import server
+from rotator.sandbox import server, tokens
 
-AUDIENCE = "https://vault.azure.net"
+AUDIENCE = tokens.KEY_VAULT  # the public cloud's; a vault names its own (tokens.key_vault_resource)
 DEFAULT_TENANT = "00000000-0000-0000-0000-0000000000aa"
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 # Every version azure-keyvault-secrets 4.12 can be pinned to (its ApiVersion enum).
@@ -149,8 +151,10 @@ class KeyVaultState:
     def authorization_uri(self) -> str:
         return f"{self.authority.rstrip('/')}/{self.tenant_id}"
 
-    def challenge(self) -> str:
-        return f'Bearer authorization="{self.authorization_uri}", resource="{AUDIENCE}"'
+    def challenge(self, host: str) -> str:
+        """The ``WWW-Authenticate`` value for a request to ``host`` (its ``Host`` header)."""
+        resource = tokens.key_vault_resource(host)
+        return f'Bearer authorization="{self.authorization_uri}", resource="{resource}"'
 
     def _now(self) -> int:
         return int(self.clock())
@@ -443,22 +447,22 @@ def _error(exc: KeyVaultError, headers: dict[str, str] | None = None) -> web.Res
     return web.json_response(exc.body(), status=exc.status, headers=headers)
 
 
-def _unauthorized(state: KeyVaultState, message: str) -> web.Response:
+def _unauthorized(request: web.Request, message: str) -> web.Response:
     # Key Vault sends the challenge on every 401, not only on the first unauthenticated request.
     exc = KeyVaultError(401, "Unauthorized", message)
-    return _error(exc, headers={"WWW-Authenticate": state.challenge()})
+    challenge = request.app[STATE_KEY].challenge(request.host)
+    return _error(exc, headers={"WWW-Authenticate": challenge})
 
 
 def _check_auth(request: web.Request) -> web.Response | None:
-    state = request.app[STATE_KEY]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return _unauthorized(state, "AKV10000: Request is missing a Bearer or PoP token.")
+        return _unauthorized(request, "AKV10000: Request is missing a Bearer or PoP token.")
     verify = request.app[VERIFY_KEY]
-    if verify is not None and not verify(token.strip(), AUDIENCE):
+    if verify is not None and not verify(token.strip(), tokens.key_vault_resource(request.host)):
         # Never echo the token: it is a credential.
-        return _unauthorized(state, "AKV10022: Invalid token: it failed validation.")
+        return _unauthorized(request, "AKV10022: Invalid token: it failed validation.")
     return None
 
 
@@ -613,7 +617,8 @@ def make_app(
 ) -> web.Application:
     """The vault's app: sandbox shell (log, faults, /_sandbox/state) plus the secrets API.
 
-    ``verify_token(token, audience)`` checks bearer tokens (audience ``https://vault.azure.net``);
+    ``verify_token(token, audience)`` checks bearer tokens (audience: the resource the challenge
+    names, :func:`rotator.sandbox.tokens.key_vault_resource` of the request's host);
     None accepts any bearer token, as Lowkey Vault does.
     """
     app = server.make_app(state.snapshot, seed=seed)

@@ -180,7 +180,6 @@ class Stack:
         """What a process needs to talk to this stack (the env file's content)."""
         bundle = str(self.ca.bundle_path)
         return {
-            "ROTATOR_SANDBOX": "1",
             "ROTATOR_SANDBOX_DIR": str(self.ca.directory),
             "ROTATOR_AUTHORITY_HOST": self.entra_url,
             "ROTATOR_GRAPH_URL": f"{self.graph_url}/v1.0",

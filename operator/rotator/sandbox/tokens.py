@@ -10,6 +10,7 @@ is enough and keeps verification free of key discovery.
 from __future__ import annotations
 
 import dataclasses
+import re
 import secrets
 import time
 import uuid
@@ -34,6 +35,30 @@ def resource_of_scope(scope: str) -> str | None:
         if item.endswith("/.default"):
             return item[: -len("/.default")]
     return None
+
+
+def key_vault_resource(vault_host: str) -> str:
+    """The resource a vault's 401 challenge names for requests to ``vault_host`` (``host[:port]``).
+
+    Key Vault names the parent domain of the vault's host (``kv1.vault.azure.net`` →
+    ``https://vault.azure.net``), and the SDK refuses a challenge whose resource is not a parent
+    of the vault's host (its ``verify_challenge_resource``, on by default). The same rule gives a
+    vault on a loopback address ``127.0.0.1:8443`` → ``https://0.0.1:8443``, which that check
+    accepts: the operator talks to the emulators with its production verification on, and no
+    switch in production code relaxes it.
+    """
+    _, dot, parent = vault_host.lower().partition(".")
+    if not dot:
+        return KEY_VAULT  # "localhost:8443" has no parent domain: name the public resource
+    return "https://" + parent.removesuffix(":443")
+
+
+_LOOPBACK_VAULT_RESOURCE = re.compile(r"https://0\.0\.1(:\d+)?/?")
+
+
+def is_key_vault_resource(resource: str) -> bool:
+    """Key Vault's public resource, or the one a vault on ``127.0.0.1:<port>`` names."""
+    return same_resource(resource, KEY_VAULT) or bool(_LOOPBACK_VAULT_RESOURCE.fullmatch(resource))
 
 
 def same_resource(left: str, right: str) -> bool:

@@ -8,14 +8,12 @@ import pathlib
 
 import pytest
 
-from rotator import demo
-from rotator.sandbox import stack
+from rotator import cli
+from rotator.sandbox import demo, stack
 
 
 def args(**overrides: object) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    demo.add_arguments(parser)
-    parsed = parser.parse_args([])
+    parsed = cli.build_parser().parse_args(["demo"])
     for key, value in overrides.items():
         setattr(parsed, key, value)
     return parsed

@@ -14,7 +14,8 @@ system holds at each point: never a secret value (Graph's three-character hint a
 prefix of what Databricks stores stand in for it).
 
 The operator runs with the admin kubeconfig here, for simplicity; e2e runs it under exactly
-the chart's RBAC.
+the chart's RBAC. The command line (``--kubeconfig``, ``--timeout``, ``--keep``) is declared in
+:mod:`rotator.cli`, so ``rotator demo`` exists, and explains itself, where the sandbox does not.
 """
 
 from __future__ import annotations
@@ -40,21 +41,7 @@ from rotator.sandbox import stack as sandbox_stack
 GROUP = "rotator.dev"
 VERSION = "v1alpha1"
 NAMESPACE = "rotator-demo"
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--kubeconfig",
-        default=os.environ.get("KUBECONFIG"),
-        help="admin kubeconfig of the cluster to use (default: $KUBECONFIG)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds to wait for each step"
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="leave the demo namespace and policy in place"
-    )
+REPO = pathlib.Path(__file__).resolve().parents[3]  # operator/rotator/sandbox/demo.py
 
 
 def main(args: argparse.Namespace) -> int:
@@ -92,8 +79,8 @@ class Demo:
 
     def kubectl(self, *argv: str, input: str | None = None, check: bool = True) -> str:
         # kubectl from PATH with our own arguments: nothing here comes from untrusted input.
-        done = subprocess.run(  # noqa: S603
-            ["kubectl", "--kubeconfig", self.kubeconfig, *argv],  # noqa: S607
+        done = subprocess.run(
+            ["kubectl", "--kubeconfig", self.kubeconfig, *argv],
             input=input,
             capture_output=True,
             text=True,
@@ -126,7 +113,7 @@ class Demo:
         argv = [sys.executable, "-m", "rotator.cli", "run", "--all-namespaces", "--standalone"]
         argv += ["--metrics-port", "0", "--log-level", "INFO"]
         with self.log.open("ab") as out:
-            child = subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
+            child = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         try:
