@@ -67,3 +67,46 @@ async def test_after_fault_serves_then_answers_error(tmp_path: pathlib.Path) -> 
             assert log[0]["servedStatus"] == 200
     finally:
         await running.stop()
+
+
+async def test_hold_fault_waits_for_release_then_serves_or_drops(tmp_path: pathlib.Path) -> None:
+    import asyncio
+
+    calls: list[int] = []
+
+    async def write(request: web.Request) -> web.Response:
+        calls.append(1)  # the "write": it must happen only once released with serve
+        return web.json_response({"ok": True})
+
+    ca = tls.SandboxCA(tmp_path)
+    app = server.make_app(dict, seed=7)
+    app.router.add_post("/write", write, name="demo.write")
+    running = await server.serve(app, ca.server_context())
+    ctx = ssl.create_default_context(cafile=str(ca.bundle_path))
+    plan = app[server.FAULTS_KEY]
+    try:
+        async with aiohttp.ClientSession(base_url=running.url) as http:
+            rule = {"operation": "demo.write", "kind": "hold", "count": 2}
+            await http.post("/_sandbox/faults", json=rule, ssl=ctx)
+            held = asyncio.ensure_future(http.post("/write", ssl=ctx))
+            while plan.holding == 0:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            assert not held.done() and calls == []
+            released = await http.post("/_sandbox/faults/release", ssl=ctx)
+            assert (await released.json()) == {"released": 1}
+            assert (await held).status == 200 and calls == [1]
+            # Released with serve=0: dropped, the handler never runs.
+            dropped = asyncio.ensure_future(http.post("/write", ssl=ctx))
+            while plan.holding == 0:
+                await asyncio.sleep(0.01)
+            assert plan.release(serve=False) == 1
+            try:
+                answer = await dropped
+                status = answer.status
+            except aiohttp.ClientError:
+                status = 0
+            assert status == 0 and calls == [1] and plan.holds == 2
+            assert (await http.post("/write", ssl=ctx)).status == 200  # the count is spent
+    finally:
+        await running.stop()
