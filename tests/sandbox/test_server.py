@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import ssl
 
@@ -69,9 +70,15 @@ async def test_after_fault_serves_then_answers_error(tmp_path: pathlib.Path) -> 
         await running.stop()
 
 
-async def test_hold_fault_waits_for_release_then_serves_or_drops(tmp_path: pathlib.Path) -> None:
-    import asyncio
+async def _until_held(plan: server.faults.FaultPlan) -> None:
+    for _ in range(500):
+        if plan.holding:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the request was never held")
 
+
+async def test_hold_fault_waits_for_release_then_serves_or_drops(tmp_path: pathlib.Path) -> None:
     calls: list[int] = []
 
     async def write(request: web.Request) -> web.Response:
@@ -89,8 +96,7 @@ async def test_hold_fault_waits_for_release_then_serves_or_drops(tmp_path: pathl
             rule = {"operation": "demo.write", "kind": "hold", "count": 2}
             await http.post("/_sandbox/faults", json=rule, ssl=ctx)
             held = asyncio.ensure_future(http.post("/write", ssl=ctx))
-            while plan.holding == 0:
-                await asyncio.sleep(0.01)
+            await _until_held(plan)
             await asyncio.sleep(0.1)
             assert not held.done() and calls == []
             released = await http.post("/_sandbox/faults/release", ssl=ctx)
@@ -98,8 +104,7 @@ async def test_hold_fault_waits_for_release_then_serves_or_drops(tmp_path: pathl
             assert (await held).status == 200 and calls == [1]
             # Released with serve=0: dropped, the handler never runs.
             dropped = asyncio.ensure_future(http.post("/write", ssl=ctx))
-            while plan.holding == 0:
-                await asyncio.sleep(0.01)
+            await _until_held(plan)
             assert plan.release(serve=False) == 1
             try:
                 answer = await dropped
