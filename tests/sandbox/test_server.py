@@ -115,3 +115,35 @@ async def test_hold_fault_waits_for_release_then_serves_or_drops(tmp_path: pathl
             assert (await http.post("/write", ssl=ctx)).status == 200  # the count is spent
     finally:
         await running.stop()
+
+
+async def test_held_write_lands_after_the_client_has_gone(tmp_path: pathlib.Path) -> None:
+    """The crash case: the caller dies while its write is held; released, the write lands."""
+    bodies: list[object] = []
+
+    async def write(request: web.Request) -> web.Response:
+        bodies.append(await request.json())
+        return web.json_response({"ok": True})
+
+    ca = tls.SandboxCA(tmp_path)
+    app = server.make_app(dict, seed=7)
+    app.router.add_post("/write", write, name="demo.write")
+    running = await server.serve(app, ca.server_context())
+    ctx = ssl.create_default_context(cafile=str(ca.bundle_path))
+    plan = app[server.FAULTS_KEY]
+    try:
+        plan.add(server.faults.FaultRule("demo.write", "hold", count=1))
+        async with aiohttp.ClientSession(base_url=running.url) as http:
+            held = asyncio.ensure_future(http.post("/write", json={"n": 1}, ssl=ctx))
+            await _until_held(plan)
+        held.cancel()  # the session is closed: the connection is gone
+        await asyncio.sleep(0.1)
+        assert bodies == []
+        assert plan.release(serve=True) == 1
+        for _ in range(100):
+            if bodies:
+                break
+            await asyncio.sleep(0.01)
+        assert bodies == [{"n": 1}]
+    finally:
+        await running.stop()

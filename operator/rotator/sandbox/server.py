@@ -73,7 +73,9 @@ async def sandbox_middleware(request: web.Request, handler: Handler) -> web.Stre
     rule = request.app[FAULTS_KEY].pick(operation)
     entry["fault"] = rule.kind if rule else None
     if rule is not None and rule.kind == "hold":
-        # Served after release as if never held, or dropped: the caller may be dead by then.
+        # Served after release as if never held, or dropped: the caller may be dead by then,
+        # so the body is read first (aiohttp keeps it) and a served write still lands.
+        await request.read()
         if await request.app[FAULTS_KEY].hold():
             rule = None
         else:
