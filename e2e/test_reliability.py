@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability import auditing, crashing, fleet, invariants, probing, storming
 
 from e2e import operator_harness as h
 from e2e.testbed import controlplane as cp
+from reliability import auditing, crashing, fleet, invariants, probing, storming
 
 pytest_plugins = ["e2e.operator_harness"]
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
