@@ -3,7 +3,7 @@
 - The crash matrix for one member: SIGKILL the operator at every journal step boundary (the
   next cloud call held by an emulator "hold" fault), the held call then lost or landed, the
   operator restarted: the rotation completes exactly once (``reliability.crashing``).
-- A short seeded random run over three members with ~21 % emulator faults, an operator kill,
+- A short seeded random run over three members with ~22 % emulator faults, an operator kill,
   an API server restart and out-of-band edits, under the continuously sampled invariants.
 - A delete while a rotation is in flight, with each deletionPolicy.
 

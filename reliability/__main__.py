@@ -6,7 +6,7 @@ process under the chart's RBAC, all on 127.0.0.1):
 1. the crash matrix (``crashing.POINTS``): one member, SIGKILL at every step boundary;
 2. the fleet (``--members``, default 20: ServicePrincipalSecret + binding + job each) issued,
    plus one member in a namespace no RotationPolicy allows;
-3. ``--minutes`` of seeded random events (``storming``) with ~21 % emulator faults; operator
+3. ``--minutes`` of seeded random events (``storming``) with ~22 % emulator faults; operator
    kills only in the first ``--kill-fraction`` of it, the rest is the soak whose operator
    process is measured (RSS, fds, sockets from /proc);
 4. settle (faults off), then the end-of-run audits (``auditing``) and the figures.
@@ -18,6 +18,8 @@ field is not zero (or, with ``--full``, a volume target of the issue is missed).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import shutil
 import sys
@@ -209,7 +211,7 @@ def run(
     sandbox.clear_faults()
     if not operator.running:
         storming.start_operator(operator, tally)
-    storm.drain(300)
+    storm.drain(min(300.0, max(60.0, seconds / 3)))
     time.sleep(2 * DRIFT_INTERVAL_S)  # one more drift check for every member
     monitor.sample()
     final = probing.statuses(kube, ["rel-matrix", "rel-chaos"]) or {}
@@ -229,9 +231,23 @@ def run(
     ledger = monitor.ledger
     fig.rotations = sum(invariants.rotations(s) for s in stored.values())
     fig.duplicate_writes = sum(invariants.duplicate_writes(s) for s in stored.values())
-    fig.double_rotations = sum(
-        invariants.double_rotations(stored[m.label], episodes.get(m.label, []), scheduled=m.short)
+    doubles = {
+        m.label: invariants.double_rotations(
+            stored[m.label], episodes.get(m.label, []), scheduled=m.short
+        )
         for m in everyone
+    }
+    fig.double_rotations = sum(doubles.values())
+    # For reading a failure: each member's stored rotations and episodes (no values in them).
+    (env.workdir / "history.json").write_text(
+        json.dumps(
+            {
+                m.label: {"stored": stored[m.label], "episodes": episodes.get(m.label)}
+                for m in everyone
+            },
+            default=lambda o: dataclasses.asdict(o),
+            indent=1,
+        )
     )
     fig.operator_kills += tally.operator_kills
     fig.apiserver_restarts = tally.apiserver_restarts
@@ -245,6 +261,7 @@ def run(
     fig.leaks = len(leaks)
     fig.policy_denials_with_cloud_calls = len(denials)
     fig.unfinished_rotations = len(storm.unfinished()) + sum(1 for o in outcomes if o.problems)
+    fig.failed_rotations = len(storm.failed())
     fig.samples = ledger.samples
     fig.soak_minutes = (storm_ended - storm_began) / 60
     _soak(fig, monitor.process, kills_until + WARM_UP_S, storm_ended)
@@ -260,12 +277,16 @@ def run(
             "operatorStarts": operator.starts,
             "operatorStartFailures": tally.operator_start_failures,
             "unfinishedEpisodes": [f"{e.member.label} {e.kind}" for e in storm.unfinished()],
+            "failedEpisodes": [f"{e.member.label} {e.kind} {e.start:.0f}" for e in storm.failed()][
+                :50
+            ],
             "ledgerNotes": ledger.notes,
             "tokenFailures": token_failures,
             "leaks": leaks[:20],
             "deniedCalls": denials[:20],
             "monitorErrors": monitor.errors,
             "rotationsByMember": {k: invariants.rotations(v) for k, v in stored.items()},
+            "doubleRotationsByMember": {k: v for k, v in doubles.items() if v},
         }
     )
     return figures.document(fig, details, ["python -m reliability", *sys.argv[1:]])

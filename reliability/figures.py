@@ -50,6 +50,7 @@ class Figures:
     out_of_band_edits: int = 0
     deletes_mid_rotation: int = 0
     unfinished_rotations: int = 0
+    failed_rotations: int = 0
     samples: int = 0
     soak_minutes: float = 0.0
     rss_mb_start: float = 0.0

@@ -247,29 +247,37 @@ def double_rotations(
     episodes: Sequence[tuple[float, float | None]],
     *,
     scheduled: bool,
-    slack: float = 2.0,
     gap: float = 30.0,
 ) -> int:
     """Rotations beyond one per trigger.
 
-    ``episodes`` are the suite's triggers, (start, end or None while open): each may explain
-    one rotation stored in ``[start - slack, end + slack]``. A member without scheduled
-    rotations (long validity) has every other stored rotation unexplained: a double. One with
-    scheduled rotations may rotate on its own, but never twice within ``gap`` seconds unless
-    a trigger started in between.
+    ``episodes`` are the suite's triggers, (start, end or None while open); each may explain
+    one rotation. Key Vault's ``created`` is whole seconds (floored), so a rotation stored at
+    ``c`` happened in ``[c, c + 1)`` and belongs to an episode when ``start - 1 < c <= end``
+    (the first such episode with no rotation yet, when two touch). A member without scheduled
+    rotations (long validity) has every rotation outside all episodes unexplained: a double.
+    One with scheduled rotations may rotate on its own, but never twice within ``gap``
+    seconds unless a trigger started in between.
     """
     firsts = _firsts(stored)
-    extra = 0
-    inside: set[str] = set()
-    for start, end in episodes:
-        stop = float("inf") if end is None else end + slack
-        hits = [r for t, r in firsts if start - slack <= t <= stop]
-        inside.update(hits)
-        extra += max(0, len(hits) - 1)
+    hits = [0] * len(episodes)
+    unexplained = 0
+    for created, _ in firsts:
+        matching = [
+            k
+            for k, (start, end) in enumerate(episodes)
+            if start - 1 < created and (end is None or created <= end)
+        ]
+        if not matching:
+            unexplained += 1
+            continue
+        owner = next((k for k in matching if hits[k] == 0), matching[0])
+        hits[owner] += 1
+    extra = sum(max(0, n - 1) for n in hits)
     if not scheduled:
-        return extra + sum(1 for _, r in firsts if r not in inside)
+        return extra + unexplained
     for (t_a, _), (t_b, _) in itertools.pairwise(firsts):
-        triggered = any(t_a < start <= t_b + slack for start, _ in episodes)
+        triggered = any(t_a < start < t_b + 1 for start, _ in episodes)
         if t_b - t_a < gap and not triggered:
             extra += 1
     return extra

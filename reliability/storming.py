@@ -18,7 +18,7 @@ rate fault hits depend on timing. Events:
   ``deletionPolicy`` Retain and Revoke, and what it leaves in Graph is checked.
 
 Emulator faults (5xx, 429 with Retry-After, 5xx after the write, latency, dropped
-connections, short timeouts) are drawn at a combined rate of about 21 % of every request.
+connections, short timeouts) are drawn at a combined rate of about 22 % of every request.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from reliability import fleet, invariants, probing
 from rotator.sandbox import faults, server
 
 #: Fault rules for the random run; FaultPlan tries them in order, each with its own draw, so
-#: the combined rate is 1 - prod(1 - rate) ~= 0.21.
+#: the combined rate is 1 - prod(1 - rate) ~= 0.22.
 FAULT_RULES = (
-    faults.FaultRule("*", "status", rate=0.08, status=503),
-    faults.FaultRule("*", "status", rate=0.05, status=429, retry_after=1, code="TooManyRequests"),
+    faults.FaultRule("*", "status", rate=0.09, status=503),
+    faults.FaultRule("*", "status", rate=0.06, status=429, retry_after=1, code="TooManyRequests"),
     faults.FaultRule("*", "after", rate=0.03, status=503),
     faults.FaultRule("*", "latency", rate=0.03, seconds=0.8),
     faults.FaultRule("*", "drop", rate=0.02),
@@ -67,6 +67,7 @@ class Episode:
     start: float
     old: str | None
     end: float | None = None
+    failed: bool = False
 
 
 @dataclasses.dataclass
@@ -163,6 +164,22 @@ class Storm:
                 done = None
             if done is not None:
                 episode.end = time.time()
+            elif episode.kind == "trigger" and self._gave_up(episode.member):
+                # The operator abandoned the rotation and stalled: the episode is over (failed),
+                # and a later request may try again, as a person would.
+                episode.end = time.time()
+                episode.failed = True
+
+    def _gave_up(self, member: fleet.Member) -> bool:
+        try:
+            obj = self.kube.get(fleet.SPS, member.namespace, member.name)
+        except Exception:
+            return False
+        stalled = h.condition(obj, "Stalled").get("status") == "True"
+        return stalled and not ((obj or {}).get("status") or {}).get("rotation")
+
+    def failed(self) -> list[Episode]:
+        return [e for e in self.episodes if e.failed]
 
     def episodes_of(self, member: fleet.Member) -> list[tuple[float, float | None]]:
         return [(e.start, e.end) for e in self.episodes if e.member is member]

@@ -135,3 +135,11 @@ def test_slopes_and_failures() -> None:
     assert figures.failures(fig, full=True) == []
     fig.orphans = 1
     assert figures.failures(fig, full=False) == ["orphans = 1"]
+
+
+def test_back_to_back_episodes_with_whole_second_timestamps() -> None:
+    """Key Vault floors ``created``: a rotation stored at 20.6 reads 20, after the previous
+    episode ended at 18.5 and the next began at 19.5: it is the next one's, not a double."""
+    stored = [Stored(16.0, "r1", "k1"), Stored(20.0, "r2", "k2")]
+    episodes: list[tuple[float, float | None]] = [(8.3, 18.5), (19.5, 21.0)]
+    assert invariants.double_rotations(stored, episodes, scheduled=False) == 0
