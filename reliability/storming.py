@@ -68,6 +68,7 @@ class Episode:
     old: str | None
     end: float | None = None
     failed: bool = False
+    request: str | None = None  # the rotate annotation value of a trigger
 
 
 @dataclasses.dataclass
@@ -143,8 +144,10 @@ class Storm:
 
     # -- episodes ------------------------------------------------------------------------------
 
-    def open(self, member: fleet.Member, kind: str, old: str | None) -> None:
-        self.episodes.append(Episode(member, kind, time.time(), old))
+    def open(
+        self, member: fleet.Member, kind: str, old: str | None, request: str | None = None
+    ) -> None:
+        self.episodes.append(Episode(member, kind, time.time(), old, request=request))
 
     def busy(self, member: fleet.Member) -> bool:
         return any(e.member is member and e.end is None for e in self.episodes) or (
@@ -164,19 +167,24 @@ class Storm:
                 done = None
             if done is not None:
                 episode.end = time.time()
-            elif episode.kind == "trigger" and self._gave_up(episode.member):
+            elif episode.kind == "trigger" and self._gave_up(episode):
                 # The operator abandoned the rotation and stalled: the episode is over (failed),
                 # and a later request may try again, as a person would.
                 episode.end = time.time()
                 episode.failed = True
 
-    def _gave_up(self, member: fleet.Member) -> bool:
+    def _gave_up(self, episode: Episode) -> bool:
+        """The operator handled this request (status.rotateRequest), has no rotation in flight
+        and is Stalled: it abandoned the rotation."""
+        member = episode.member
         try:
             obj = self.kube.get(fleet.SPS, member.namespace, member.name)
         except Exception:
             return False
+        status = (obj or {}).get("status") or {}
         stalled = h.condition(obj, "Stalled").get("status") == "True"
-        return stalled and not ((obj or {}).get("status") or {}).get("rotation")
+        handled = status.get("rotateRequest") == episode.request
+        return stalled and handled and not status.get("rotation")
 
     def failed(self) -> list[Episode]:
         return [e for e in self.episodes if e.failed]
@@ -203,10 +211,10 @@ class Storm:
             return
         old = self._current(member)
         try:
-            fleet.rotate(self.kube, member)
+            request = fleet.rotate(self.kube, member)
         except Exception:
             return  # the API server is down: the trigger did not happen
-        self.open(member, "trigger", old)
+        self.open(member, "trigger", old, request)
 
     def kill(self) -> None:
         self.operator.kill()
