@@ -70,6 +70,16 @@ async def test_after_fault_serves_then_answers_error(tmp_path: pathlib.Path) -> 
         await running.stop()
 
 
+async def _start_writer(
+    tmp_path: pathlib.Path, write: server.Handler
+) -> tuple[web.Application, server.Running, ssl.SSLContext]:
+    ca = tls.SandboxCA(tmp_path)
+    app = server.make_app(dict, seed=7)
+    app.router.add_post("/write", write, name="demo.write")
+    running = await server.serve(app, ca.server_context())
+    return app, running, ssl.create_default_context(cafile=str(ca.bundle_path))
+
+
 async def _until_held(plan: server.faults.FaultPlan) -> None:
     for _ in range(500):
         if plan.holding:
@@ -85,11 +95,7 @@ async def test_hold_fault_waits_for_release_then_serves_or_drops(tmp_path: pathl
         calls.append(1)  # the "write": it must happen only once released with serve
         return web.json_response({"ok": True})
 
-    ca = tls.SandboxCA(tmp_path)
-    app = server.make_app(dict, seed=7)
-    app.router.add_post("/write", write, name="demo.write")
-    running = await server.serve(app, ca.server_context())
-    ctx = ssl.create_default_context(cafile=str(ca.bundle_path))
+    app, running, ctx = await _start_writer(tmp_path, write)
     plan = app[server.FAULTS_KEY]
     try:
         async with aiohttp.ClientSession(base_url=running.url) as http:
@@ -125,11 +131,7 @@ async def test_held_write_lands_after_the_client_has_gone(tmp_path: pathlib.Path
         bodies.append(await request.json())
         return web.json_response({"ok": True})
 
-    ca = tls.SandboxCA(tmp_path)
-    app = server.make_app(dict, seed=7)
-    app.router.add_post("/write", write, name="demo.write")
-    running = await server.serve(app, ca.server_context())
-    ctx = ssl.create_default_context(cafile=str(ca.bundle_path))
+    app, running, ctx = await _start_writer(tmp_path, write)
     plan = app[server.FAULTS_KEY]
     try:
         plan.add(server.faults.FaultRule("demo.write", "hold", count=1))
