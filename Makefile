@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_FLAGS ?=
 
-.PHONY: chart-crds help venv unit lint fmt e2e test demo bench controlplane testbed testbed-down clean image
+.PHONY: chart-crds help venv unit lint fmt e2e test demo bench reliability controlplane testbed testbed-down clean image
 
 help:
 	@echo "make demo          run one rotation end to end on an embedded local stack"
@@ -63,6 +63,13 @@ demo: $(STAMP)
 
 bench: $(STAMP) controlplane
 	$(BIN)/python -m bench
+
+# The chaos suite and soak (docs/reliability.md): 30+ minutes, so not part of `make test`.
+# Fails on any loss/leak/orphan/expiry/double/duplicate figure or a missed volume target.
+RELIABILITY_FLAGS ?= --minutes 30 --seed 1
+reliability: $(STAMP)
+	dir="$$(e2e/controlplane/build.sh)" && \
+	  ROTATOR_CONTROLPLANE_DIR="$$dir" $(BIN)/python -m reliability --full $(RELIABILITY_FLAGS)
 
 testbed: $(STAMP)
 	dir="$$(e2e/controlplane/build.sh)" && \

@@ -216,6 +216,31 @@ class ControlPlane:
             processes.stop(child, timeout=10.0)
         self.children.clear()
 
+    def restart(self, *names: str, kill: bool = False, down_seconds: float = 0.0) -> float:
+        """Stop and start again ``names`` ("etcd", "kube-apiserver"; default both) with the
+        same argv: same ports, etcd's data and the serving certificate kept, so clients and
+        kubeconfigs stay valid. ``kill`` SIGKILLs instead of TERM (a crash, not a shutdown).
+        Returns the seconds until ready again (the chaos suite's apiserver/etcd restarts)."""
+        wanted = set(names or ("etcd", "kube-apiserver"))
+        began = time.monotonic()
+        for child in reversed([c for c in self.children if c.name in wanted]):
+            processes.stop(child, timeout=0.0 if kill else 10.0)
+        time.sleep(down_seconds)
+        deadline = time.monotonic() + self.startup_timeout
+        for index, child in enumerate(self.children):
+            if child.name not in wanted:
+                continue
+            fresh = processes.spawn(
+                child.name, child.argv, log=child.log, attached=self.attached, cwd=self.workdir
+            )
+            self.children[index] = fresh
+            if child.name == "etcd":
+                healthy = lambda: _get(f"{self.etcd_url}/health") is not None  # noqa: E731
+                self._wait_for(fresh, healthy, deadline, "etcd")
+        api = next(c for c in self.children if c.name == "kube-apiserver")
+        self._wait_for(api, self._ready, deadline, "kube-apiserver")
+        return time.monotonic() - began
+
     def remove_workdir(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import ssl
 
@@ -90,5 +91,86 @@ async def test_respond_fault_answers_exactly_the_given_body(tmp_path: pathlib.Pa
             assert (r.status, await r.text()) == (502, page)
             assert (r.headers["Content-Type"], r.headers["Retry-After"]) == ("text/html", "9")
             assert (await http.get("/hello", ssl=ctx)).status == 200
+    finally:
+        await running.stop()
+
+
+async def _start_writer(
+    tmp_path: pathlib.Path, write: server.Handler
+) -> tuple[web.Application, server.Running, ssl.SSLContext]:
+    ca = tls.SandboxCA(tmp_path)
+    app = server.make_app(dict, seed=7)
+    app.router.add_post("/write", write, name="demo.write")
+    running = await server.serve(app, ca.server_context())
+    return app, running, ssl.create_default_context(cafile=str(ca.bundle_path))
+
+
+async def _until_held(plan: server.faults.FaultPlan) -> None:
+    for _ in range(500):
+        if plan.holding:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the request was never held")
+
+
+async def test_hold_fault_waits_for_release_then_serves_or_drops(tmp_path: pathlib.Path) -> None:
+    calls: list[int] = []
+
+    async def write(request: web.Request) -> web.Response:
+        calls.append(1)  # the "write": it must happen only once released with serve
+        return web.json_response({"ok": True})
+
+    app, running, ctx = await _start_writer(tmp_path, write)
+    plan = app[server.FAULTS_KEY]
+    try:
+        async with aiohttp.ClientSession(base_url=running.url) as http:
+            rule = {"operation": "demo.write", "kind": "hold", "count": 2}
+            await http.post("/_sandbox/faults", json=rule, ssl=ctx)
+            held = asyncio.ensure_future(http.post("/write", ssl=ctx))
+            await _until_held(plan)
+            await asyncio.sleep(0.1)
+            assert not held.done() and calls == []
+            released = await http.post("/_sandbox/faults/release", ssl=ctx)
+            assert (await released.json()) == {"released": 1}
+            assert (await held).status == 200 and calls == [1]
+            # Released with serve=0: dropped, the handler never runs.
+            dropped = asyncio.ensure_future(http.post("/write", ssl=ctx))
+            await _until_held(plan)
+            assert plan.release(serve=False) == 1
+            try:
+                answer = await dropped
+                status = answer.status
+            except aiohttp.ClientError:
+                status = 0
+            assert status == 0 and calls == [1] and plan.holds == 2
+            assert (await http.post("/write", ssl=ctx)).status == 200  # the count is spent
+    finally:
+        await running.stop()
+
+
+async def test_held_write_lands_after_the_client_has_gone(tmp_path: pathlib.Path) -> None:
+    """The crash case: the caller dies while its write is held; released, the write lands."""
+    bodies: list[object] = []
+
+    async def write(request: web.Request) -> web.Response:
+        bodies.append(await request.json())
+        return web.json_response({"ok": True})
+
+    app, running, ctx = await _start_writer(tmp_path, write)
+    plan = app[server.FAULTS_KEY]
+    try:
+        plan.add(server.faults.FaultRule("demo.write", "hold", count=1))
+        async with aiohttp.ClientSession(base_url=running.url) as http:
+            held = asyncio.ensure_future(http.post("/write", json={"n": 1}, ssl=ctx))
+            await _until_held(plan)
+        held.cancel()  # the session is closed: the connection is gone
+        await asyncio.sleep(0.1)
+        assert bodies == []
+        assert plan.release(serve=True) == 1
+        for _ in range(100):
+            if bodies:
+                break
+            await asyncio.sleep(0.01)
+        assert bodies == [{"n": 1}]
     finally:
         await running.stop()

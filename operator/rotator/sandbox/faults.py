@@ -8,11 +8,12 @@ seeded generator, so a failure test is repeatable. Rules are plain data, set ove
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 from typing import Any, Literal
 
-FaultKind = Literal["latency", "status", "respond", "timeout", "drop", "after"]
+FaultKind = Literal["latency", "status", "respond", "timeout", "drop", "after", "hold"]
 
 
 @dataclasses.dataclass
@@ -28,6 +29,9 @@ class FaultRule:
                the "503 after Graph already created the credential" case
       timeout  hold the request ``seconds`` (default 300) without answering
       drop     close the connection without an answer
+      hold     hold the request until ``FaultPlan.release`` (or ``POST /_sandbox/faults/release``);
+               then serve it normally (the write lands even if the client has gone) or drop
+               it: the chaos suite kills the operator while one of its calls is held
     """
 
     operation: str
@@ -66,8 +70,33 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
+        self._held: list[asyncio.Future[bool]] = []
+        self.holds = 0  # requests a hold rule ever caught (a test waits for this to grow)
+
+    @property
+    def holding(self) -> int:
+        """Requests held right now."""
+        return sum(1 for f in self._held if not f.done())
+
+    async def hold(self) -> bool:
+        """Wait until released; True to serve the request, False to drop it."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._held.append(waiter)
+        self.holds += 1
+        try:
+            return bool(await waiter)
+        finally:
+            self._held.remove(waiter)
+
+    def release(self, *, serve: bool = True) -> int:
+        """Let every held request go on (``serve``) or drop them; how many were held."""
+        waiting = [f for f in self._held if not f.done()]
+        for waiter in waiting:
+            waiter.set_result(serve)
+        return len(waiting)
 
     def reset(self, seed: int | None = None) -> None:
+        self.release(serve=False)
         self.rules.clear()
         if seed is not None:
             self.seed = seed

@@ -7,7 +7,8 @@ applies the fault plan by operation name, and serves the control endpoints:
   GET    /_sandbox/requests   the request log (``?operation=`` filters)
   DELETE /_sandbox/requests   clear it
   POST   /_sandbox/faults     add a rule (JSON of FaultRule, camelCase ``retryAfter``)
-  DELETE /_sandbox/faults     clear all rules (``?seed=`` reseeds)
+  DELETE /_sandbox/faults     clear all rules (``?seed=`` reseeds; held requests are dropped)
+  POST   /_sandbox/faults/release   let held requests go on (``?serve=0`` drops them)
   GET    /_sandbox/state      the emulator's state, as the emulator renders it
 """
 
@@ -74,6 +75,14 @@ async def sandbox_middleware(request: web.Request, handler: Handler) -> web.Stre
     request.app[LOG_KEY].append(entry)
     rule = request.app[FAULTS_KEY].pick(operation)
     entry["fault"] = rule.kind if rule else None
+    if rule is not None and rule.kind == "hold":
+        # Served after release as if never held, or dropped: the caller may be dead by then,
+        # so the body is read first (aiohttp keeps it) and a served write still lands.
+        await request.read()
+        if await request.app[FAULTS_KEY].hold():
+            rule = None
+        else:
+            rule = dataclasses.replace(rule, kind="drop")
     if rule is not None:
         if rule.kind == "latency":
             await asyncio.sleep(rule.seconds)
@@ -123,6 +132,11 @@ async def _clear_faults(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def _release_faults(request: web.Request) -> web.Response:
+    serve = request.query.get("serve", "1") != "0"
+    return web.json_response({"released": request.app[FAULTS_KEY].release(serve=serve)})
+
+
 async def _get_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE_KEY](), dumps=lambda o: json.dumps(o, default=str))
 
@@ -140,6 +154,7 @@ def make_app(
     app.router.add_delete("/_sandbox/requests", _clear_requests)
     app.router.add_post("/_sandbox/faults", _add_fault)
     app.router.add_delete("/_sandbox/faults", _clear_faults)
+    app.router.add_post("/_sandbox/faults/release", _release_faults)
     app.router.add_get("/_sandbox/state", _get_state)
     return app
 
