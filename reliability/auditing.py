@@ -9,6 +9,7 @@ the place and the three-character hint Graph itself shows, never the secret.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,6 +84,8 @@ def token_failures(sandbox: h.Sandbox, members: Sequence[fleet.Member]) -> list[
     """Every final Key Vault latest and scope value, used for a real token request (the
     azure-identity SDK over HTTPS to the Entra emulator); the places where it fails."""
     failures: list[str] = []
+    # azure-identity logs each failed attempt (app ids, no secret): the list below says it.
+    logging.getLogger("azure.identity").setLevel(logging.CRITICAL)
     for member in members:
         values = final_values(sandbox, member)
         for where in ("keyvault", "scope"):

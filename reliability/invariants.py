@@ -24,7 +24,6 @@ history after the run (:func:`rotations`, :func:`duplicate_writes`, :func:`doubl
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
 OK = "ok"
@@ -256,28 +255,28 @@ def double_rotations(
     ``c`` happened in ``[c, c + 1)`` and belongs to an episode when ``start - 1 < c <= end``
     (the first such episode with no rotation yet, when two touch). A member without scheduled
     rotations (long validity) has every rotation outside all episodes unexplained: a double.
-    One with scheduled rotations may rotate on its own, but never twice within ``gap``
-    seconds unless a trigger started in between.
+    One with scheduled rotations may rotate on its own (a rotation no episode explains), but
+    never within ``gap`` seconds of the rotation before it.
     """
     firsts = _firsts(stored)
     hits = [0] * len(episodes)
-    unexplained = 0
+    owned: list[bool] = []
     for created, _ in firsts:
         matching = [
             k
             for k, (start, end) in enumerate(episodes)
             if start - 1 < created and (end is None or created <= end)
         ]
-        if not matching:
-            unexplained += 1
-            continue
-        owner = next((k for k in matching if hits[k] == 0), matching[0])
-        hits[owner] += 1
+        owned.append(bool(matching))
+        if matching:
+            owner = next((k for k in matching if hits[k] == 0), matching[0])
+            hits[owner] += 1
     extra = sum(max(0, n - 1) for n in hits)
     if not scheduled:
-        return extra + unexplained
-    for (t_a, _), (t_b, _) in itertools.pairwise(firsts):
-        triggered = any(t_a < start < t_b + 1 for start, _ in episodes)
-        if t_b - t_a < gap and not triggered:
+        return extra + owned.count(False)
+    # A rotation no trigger explains is a scheduled one: a double when it follows the one
+    # before within the gap (counted once: one inside an episode is counted above).
+    for index in range(1, len(firsts)):
+        if not owned[index] and firsts[index][0] - firsts[index - 1][0] < gap:
             extra += 1
     return extra

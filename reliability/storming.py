@@ -202,7 +202,15 @@ class Storm:
         return self.rng.choice(idle) if idle else None
 
     def _current(self, member: fleet.Member) -> str | None:
-        status = self.monitor.statuses.get(member.label) or {}
+        """The member's current keyId, read now (the monitor's copy may be a second old), or
+        None when it is unknown or a rotation is in flight (then the member is not idle: a
+        scheduled rotation may be running, and a trigger would stack on it)."""
+        try:
+            status = self.kube.status(fleet.SPS, member.namespace, member.name)
+        except Exception:
+            return None
+        if status.get("rotation"):
+            return None
         return (status.get("current") or {}).get("keyId")
 
     def trigger(self) -> None:
@@ -210,6 +218,8 @@ class Storm:
         if member is None:
             return
         old = self._current(member)
+        if old is None:
+            return
         try:
             request = fleet.rotate(self.kube, member)
         except Exception:

@@ -143,3 +143,8 @@ def test_back_to_back_episodes_with_whole_second_timestamps() -> None:
     stored = [Stored(16.0, "r1", "k1"), Stored(20.0, "r2", "k2")]
     episodes: list[tuple[float, float | None]] = [(8.3, 18.5), (19.5, 21.0)]
     assert invariants.double_rotations(stored, episodes, scheduled=False) == 0
+
+
+def test_two_rotations_in_one_trigger_count_once_for_a_scheduled_member() -> None:
+    stored = [Stored(100.0, "r1", "k1"), Stored(101.0, "r2", "k2")]
+    assert invariants.double_rotations(stored, [(95.0, 101.5)], scheduled=True) == 1
