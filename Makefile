@@ -29,14 +29,14 @@ unit: $(STAMP)
 	$(BIN)/pytest tests $(PYTEST_FLAGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests e2e bench
-	$(BIN)/ruff format --check operator tests e2e bench
+	$(BIN)/ruff check operator tests e2e bench reliability
+	$(BIN)/ruff format --check operator tests e2e bench reliability
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 fmt: $(STAMP)
-	$(BIN)/ruff format operator tests e2e bench
-	$(BIN)/ruff check --fix operator tests e2e bench
+	$(BIN)/ruff format operator tests e2e bench reliability
+	$(BIN)/ruff check --fix operator tests e2e bench reliability
 
 # The Go-built kube-apiserver and etcd, cached by version outside the clone.
 controlplane:
