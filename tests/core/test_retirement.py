@@ -11,6 +11,8 @@ from tests.core import factories as f
 
 H = dt.timedelta(hours=1)
 OVERLAP = dt.timedelta(hours=24)
+# retireAt = start + overlap + 1 s: status keeps whole seconds (core.retirement._SLACK).
+WAIT = OVERLAP + dt.timedelta(seconds=1)
 SUPERSEDED = f.T0
 CURRENT = models.CurrentSecret(key_id="k2", expires_at=f.T0 + 90 * 24 * H, key_vault_version="v2")
 OLD = models.RetiringSecret(key_id="k1", superseded_at=SUPERSEDED)
@@ -32,22 +34,22 @@ def synced(
     ("bindings", "now", "retire_at", "revoke", "waiting"),
     [
         # No bindings: eligible overlap after it was superseded.
-        ((), f.T0 + H, SUPERSEDED + OVERLAP, (), ()),
-        ((), SUPERSEDED + OVERLAP, SUPERSEDED + OVERLAP, ("k1",), ()),
+        ((), f.T0 + H, SUPERSEDED + WAIT, (), ()),
+        ((), SUPERSEDED + WAIT, SUPERSEDED + WAIT, ("k1",), ()),
         # Every binding has the current keyId: overlap counts from the last sync.
         (
             (synced("a", at=f.T0 + H), synced("b", at=f.T0 + 2 * H)),
             f.T0 + 3 * H,
-            f.T0 + 2 * H + OVERLAP,
+            f.T0 + 2 * H + WAIT,
             (),
             (),
         ),
         # ... or from now, when a binding does not say when it synced.
-        ((synced("a"),), f.T0 + 3 * H, f.T0 + 3 * H + OVERLAP, (), ()),
+        ((synced("a"),), f.T0 + 3 * H, f.T0 + 3 * H + WAIT, (), ()),
         # A sync reported before the supersede does not shorten the overlap.
-        ((synced("a", at=f.T0 - H),), f.T0 + H, SUPERSEDED + OVERLAP, (), ()),
+        ((synced("a", at=f.T0 - H),), f.T0 + H, SUPERSEDED + WAIT, (), ()),
         # Key-Vault-sourced bindings report a version instead of a keyId.
-        ((synced("a", key=None, version="v2", at=f.T0 + H),), f.T0 + H, f.T0 + H + OVERLAP, (), ()),
+        ((synced("a", key=None, version="v2", at=f.T0 + H),), f.T0 + H, f.T0 + H + WAIT, (), ()),
         # One binding still has the old secret: no retireAt, nothing revoked, it is named.
         ((synced("a", at=f.T0), synced("ns/b", key="k1")), f.T0 + 100 * H, None, (), ("ns/b",)),
         ((synced("a", key=None, version="v1"),), f.T0 + 100 * H, None, (), ("a",)),

@@ -158,8 +158,8 @@ async def test_scheduled_rotation_then_revocation_after_overlap() -> None:
     second = w.api.status()
     assert second.current is not None and second.current.key_id != first.current.key_id
     [old] = second.retiring
-    # No bindings: retireAt = supersededAt + overlap.
-    assert old.retire_at == old.superseded_at + dt.timedelta(hours=24)
+    # No bindings: retireAt = supersededAt + overlap (+ 1 s: status keeps whole seconds).
+    assert old.retire_at == old.superseded_at + dt.timedelta(hours=24, seconds=1)
     assert first.current.key_id in w.graph.passwords
     w.clock.set(old.retire_at)
     await run(w)
@@ -190,8 +190,8 @@ async def test_old_secret_waits_for_every_binding() -> None:
     )
     await run(w)
     [old] = w.api.status().retiring
-    assert old.retire_at == synced + dt.timedelta(hours=24)
-    w.clock.advance(dt.timedelta(hours=24))
+    assert old.retire_at == synced + dt.timedelta(hours=24, seconds=1)
+    w.clock.advance(dt.timedelta(hours=24, seconds=1))
     await run(w)
     assert first.key_id not in w.graph.passwords
 

@@ -87,11 +87,22 @@ def plan(
                 if all_synced_at is None
                 else max(old.superseded_at, all_synced_at)
             )
-            old = old.model_copy(update={"retire_at": (start + overlap).replace(microsecond=0)})
+            old = old.model_copy(update={"retire_at": _ceil_second(start + overlap) + _SLACK})
         if old.retire_at is not None and now >= old.retire_at:
             revoke.append(old.key_id)
         retiring.append(old)
     return Plan(tuple(retiring), tuple(revoke), waiting, tuple(forgotten))
+
+
+#: Status keeps whole seconds: a binding that reports "synced at 12:00:07" may have written
+#: the scope at 12:00:07.9. Retiring one second later keeps the overlap whole (a chaos run
+#: measured a revocation 14.9 s after the scope last held the old secret, overlap 15 s).
+_SLACK = dt.timedelta(seconds=1)
+
+
+def _ceil_second(when: dt.datetime) -> dt.datetime:
+    whole = when.replace(microsecond=0)
+    return whole if whole == when else whole + dt.timedelta(seconds=1)
 
 
 def next_retire_time(retiring: Iterable[models.RetiringSecret]) -> dt.datetime | None:
