@@ -73,6 +73,9 @@ class Stored:
 class _Window:
     prefix: str  # places whose ``where`` starts with this ("" = every place)
     until: float
+    # The edit lands after the window opens: a sample in between still sees every place OK,
+    # which must not close the window before the disturbance was even seen.
+    broken: bool = False
 
 
 class Ledger:
@@ -129,7 +132,9 @@ class Ledger:
         windows = self._windows.get(probe.member, [])
         for window in list(windows):
             covered = [p for p in probe.places if p.where.startswith(window.prefix)]
-            if all(p.verdict == OK for p in covered) or now >= window.until:
+            healthy = all(p.verdict == OK for p in covered)
+            window.broken = window.broken or not healthy
+            if (window.broken and healthy) or now >= window.until:
                 windows.remove(window)
         for place in probe.places:
             if place.key_id is not None:

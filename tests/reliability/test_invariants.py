@@ -37,12 +37,21 @@ def test_a_repair_window_hides_damage_until_repaired_or_late() -> None:
     assert book.lost == set()
     book.observe(12.0, [broken], {M: None})  # past the grace: it counts
     assert book.lost == {(M, "scope h s", "-")}
-    # Repaired before the grace: the window closes, later damage counts at once.
+    # Seen broken, then repaired before the grace: the window closes, later damage counts.
+    healthy = probe({}, [("scope h s", "k", OK)])
     book = ledger()
     book.suspend(M, "scope", 0.0, grace=100.0)
-    book.observe(1.0, [probe({}, [("scope h s", "k", OK)])], {M: None})
-    book.observe(2.0, [broken], {M: None})
+    book.observe(1.0, [broken], {M: None})
+    book.observe(2.0, [healthy], {M: None})
+    book.observe(3.0, [broken], {M: None})
     assert book.lost == {(M, "scope h s", "-")}
+    # A sample between opening the window and the edit landing (all still OK) does not
+    # close it: the edit's damage is the repair's to undo, not a loss.
+    book = ledger()
+    book.suspend(M, "scope", 0.0, grace=100.0)
+    book.observe(0.5, [healthy], {M: None})
+    book.observe(1.0, [broken], {M: None})
+    assert book.lost == set()
 
 
 def test_expired_values_are_counted_per_sample() -> None:
