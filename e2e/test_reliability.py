@@ -132,10 +132,10 @@ def test_kill_at_journal_step_boundary(
 
 @pytest.mark.xfail(
     strict=False,
-    reason="open: on the merged code this short run still reports a disabled Key Vault latest as "
-    "lost although the operator rotated it away within 6 s (DriftDetected; the ledger or the "
-    "repair window is to be checked), and a revocation 14.9 s after the scope last held the old "
-    "secret with a 15 s overlap (whole-second status times; retireAt now has 1 s of slack)",
+    reason="open: on the merged code this short run still counts 2 double rotations (more than "
+    "one rotation stored in one trigger's episode); not analysed yet, the suite's episode "
+    "accounting is a suspect as much as the operator (lost and premature are 0 since the "
+    "retireAt slack and the repair-window fix)",
 )
 def test_short_random_run(chaos: Chaos, controlplane: cp.ControlPlane) -> None:
     members = [chaos.member(f"r{i}", short=i == 0) for i in range(3)]
