@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             monitor.stop()
             operator.stop()
-        doc["details"]["workdir"] = str(workdir)
+        # Relative to the repository: results are committed, machine paths must not be.
+        doc["details"]["workdir"] = str(workdir.relative_to(WORK.parent.parent))
         path = figures.write(doc, args.out)
         say(f"results: {path}")
         problems = list(doc["failures"])
