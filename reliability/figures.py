@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
+import platform
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -114,9 +117,22 @@ def document(figures: Figures, details: dict[str, Any], argv: Sequence[str]) -> 
         **body,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join(argv),
+        # What was measured, where: a result without them cannot be compared or trusted.
+        "commit": _commit(),
+        "machine": f"{platform.node()} ({os.cpu_count()} cpus, {platform.machine()})",
         "failures": failures(figures, full=False),
         "details": details,
     }
+
+
+def _commit() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip()
 
 
 def write(doc: dict[str, Any], path: Path) -> Path:
